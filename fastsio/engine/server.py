@@ -1,0 +1,254 @@
+"""EngineServer: the HTTP entry point of Engine.IO v4 (handshake, routing to sessions, errors).
+
+Error answers follow the spec's JSON (engine.io-protocol v4): ``{"code": 0, "message": "Transport
+unknown"}``, 1 Session ID unknown, 2 Bad handshake method, 3 Bad request, 4 Forbidden,
+5 Unsupported protocol version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import secrets
+from typing import Any, Callable, Iterable
+
+import orjson
+
+from ..http.cors import cors_headers, origin_allowed, preflight_headers
+from .session import EngineSession
+
+logger = logging.getLogger("fastsio.engine")
+
+TRANSPORT_UNKNOWN = 0
+SESSION_ID_UNKNOWN = 1
+BAD_HANDSHAKE_METHOD = 2
+BAD_REQUEST = 3
+FORBIDDEN = 4
+UNSUPPORTED_PROTOCOL_VERSION = 5
+
+_ERROR_MESSAGES = {
+    TRANSPORT_UNKNOWN: "Transport unknown",
+    SESSION_ID_UNKNOWN: "Session ID unknown",
+    BAD_HANDSHAKE_METHOD: "Bad handshake method",
+    BAD_REQUEST: "Bad request",
+    FORBIDDEN: "Forbidden",
+    UNSUPPORTED_PROTOCOL_VERSION: "Unsupported protocol version",
+}
+
+KNOWN_TRANSPORTS = ("polling", "websocket")
+
+
+def generate_sid() -> str:
+    """20 URL-safe characters from 15 random bytes, like Node's base64id."""
+    return secrets.token_urlsafe(15)
+
+
+def http_body_limit(max_http_buffer_size: int) -> int:
+    """The HTTP layer's hard cap on a request body. It is above the engine's own limit so that a
+    moderately oversized POST reaches the session, which answers 413 and closes (the client then
+    reconnects); a body far beyond it is refused by the HTTP layer before it is read into memory."""
+    return 2 * max_http_buffer_size + 65536
+
+
+def _ignore_connection(session: EngineSession) -> None:
+    pass
+
+
+class EngineServer:
+    """Engine.IO v4 server. Mount ``handle_request`` in an HttpServer at ``path + "/"``, or call
+    ``await serve(host, port)`` to run it on its own."""
+
+    def __init__(
+        self,
+        *,
+        path: str = "/engine.io",
+        ping_interval: float = 25.0,
+        ping_timeout: float = 20.0,
+        max_http_buffer_size: int = 1_000_000,
+        transports: Iterable[str] = KNOWN_TRANSPORTS,
+        allow_upgrades: bool = True,
+        cors_allowed_origins: Any = None,
+        cors_credentials: bool = True,
+        allow_request: Callable[[Any], Any] | None = None,
+        on_connection: Callable[[EngineSession], None] | None = None,
+    ) -> None:
+        transports = tuple(transports)
+        for name in transports:
+            if name not in KNOWN_TRANSPORTS:
+                raise ValueError(f"unknown transport {name!r}; use 'polling' and/or 'websocket'")
+        if not transports:
+            raise ValueError("at least one transport is needed")
+        if ping_interval <= 0 or ping_timeout <= 0:
+            raise ValueError("ping_interval and ping_timeout must be positive (seconds)")
+        self.path = "/" + path.strip("/")
+        self.ping_interval = float(ping_interval)
+        self.ping_timeout = float(ping_timeout)
+        self.max_http_buffer_size = int(max_http_buffer_size)
+        self.transports = transports
+        self.allow_upgrades = allow_upgrades
+        self.cors_allowed_origins = cors_allowed_origins
+        self.cors_credentials = cors_credentials
+        self.allow_request = allow_request
+        self.on_connection = on_connection or _ignore_connection
+        self.sessions: dict[str, EngineSession] = {}
+        self._http: Any = None
+        upgrades = ["websocket"] if allow_upgrades and "websocket" in transports else []
+        self._upgrades_for_polling = upgrades
+
+    # -- HTTP entry point ---------------------------------------------------------------------
+
+    def handle_request(self, request: Any) -> None:
+        origin = request.headers.get("origin")
+        if origin is not None and self.cors_allowed_origins is not None:
+            if not origin_allowed(origin, self.cors_allowed_origins):
+                self._send_error(request, 403, FORBIDDEN, "Forbidden")
+                return
+        if request.method == "OPTIONS":
+            headers = preflight_headers(request, self.cors_allowed_origins, self.cors_credentials)
+            request.respond(204, headers, b"")
+            return
+        query = request.query
+        transport = query.get("transport")
+        if transport not in self.transports:
+            self._send_error(request, 400, TRANSPORT_UNKNOWN)
+            return
+        if query.get("EIO") != "4":
+            self._send_error(request, 400, UNSUPPORTED_PROTOCOL_VERSION)
+            return
+        if transport == "websocket" and not request.is_websocket:
+            self._send_error(request, 400, BAD_REQUEST)
+            return
+        sid = query.get("sid")
+        if sid is None:
+            self._handshake_request(request, transport)
+            return
+        session = self.sessions.get(sid)
+        if session is None:
+            self._send_error(request, 400, SESSION_ID_UNKNOWN)
+        elif transport == "websocket":
+            if not (self.allow_upgrades and session.start_upgrade(request)):
+                self._send_error(request, 400, BAD_REQUEST)
+        elif session.transport_name != "polling":
+            self._send_error(request, 400, BAD_REQUEST)
+        elif request.method == "GET":
+            session.handle_poll(request)
+        elif request.method == "POST":
+            session.handle_post(request)
+        else:
+            self._send_error(request, 400, BAD_REQUEST)
+
+    # -- handshake ----------------------------------------------------------------------------
+
+    def _handshake_request(self, request: Any, transport: str) -> None:
+        if request.method != "GET":
+            self._send_error(request, 400, BAD_HANDSHAKE_METHOD)
+            return
+        if self.allow_request is None:
+            self._open_session(request, transport)
+            return
+        try:
+            verdict = self.allow_request(request)
+        except Exception:
+            logger.exception("allow_request raised; refusing the connection")
+            verdict = False
+        if inspect.isawaitable(verdict):
+            asyncio.ensure_future(self._handshake_after(verdict, request, transport))
+        elif verdict:
+            self._open_session(request, transport)
+        else:
+            self._send_error(request, 403, FORBIDDEN)
+
+    async def _handshake_after(self, verdict: Any, request: Any, transport: str) -> None:
+        try:
+            allowed = await verdict
+        except Exception:
+            logger.exception("allow_request raised; refusing the connection")
+            allowed = False
+        if request.closed:
+            return
+        if allowed:
+            self._open_session(request, transport)
+        else:
+            self._send_error(request, 403, FORBIDDEN)
+
+    def _open_session(self, request: Any, transport: str) -> None:
+        loop = asyncio.get_running_loop()
+        sid = generate_sid()
+        session = EngineSession(self, sid, request, loop)
+        self.sessions[sid] = session
+        upgrades = self._upgrades_for_polling if transport == "polling" else []
+        open_packet = "0" + orjson.dumps(
+            {
+                "sid": sid,
+                "upgrades": upgrades,
+                "pingInterval": round(self.ping_interval * 1000),
+                "pingTimeout": round(self.ping_timeout * 1000),
+                "maxPayload": self.max_http_buffer_size,
+            }
+        ).decode()
+        if transport == "websocket":
+            session.open_websocket(request)
+            session._ws.send_text(open_packet)
+        else:
+            request.respond(200, self._polling_headers(request), open_packet.encode())
+        session.start_heartbeat()
+        try:
+            self.on_connection(session)
+        except Exception:
+            logger.exception("error in connection handler")
+            session.close("server error")
+
+    # -- helpers for sessions -----------------------------------------------------------------
+
+    def _accept_websocket(self, request: Any, listener: Any) -> Any:
+        return request.accept_websocket(listener, max_message_size=self.max_http_buffer_size)
+
+    def _cors(self, request: Any) -> list[tuple[str, str]]:
+        if self.cors_allowed_origins is None:
+            return []
+        return cors_headers(
+            request.headers.get("origin"), self.cors_allowed_origins, self.cors_credentials
+        )
+
+    def _polling_headers(self, request: Any) -> list[tuple[str, str]]:
+        return [("Content-Type", "text/plain; charset=UTF-8"), *self._cors(request)]
+
+    def _post_headers(self, request: Any) -> list[tuple[str, str]]:
+        return [("Content-Type", "text/html"), *self._cors(request)]
+
+    def _send_error(self, request: Any, status: int, code: int, message: str | None = None) -> None:
+        body = orjson.dumps({"code": code, "message": message or _ERROR_MESSAGES[code]})
+        headers = [("Content-Type", "application/json"), *self._cors(request)]
+        request.respond(status, headers, body)
+
+    def _forget(self, session: EngineSession) -> None:
+        if self.sessions.get(session.sid) is session:
+            del self.sessions[session.sid]
+
+    # -- running on its own -------------------------------------------------------------------
+
+    def attach(self, http_server: Any) -> None:
+        """Mount this engine at its path in an existing HttpServer."""
+        http_server.mount(self.path + "/", self.handle_request)
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 3000) -> None:
+        """Run this Engine.IO server alone until ``close()`` is called."""
+        await self.start(host, port)
+        await self._http.serve_forever()
+
+    async def start(self, host: str = "127.0.0.1", port: int = 3000) -> Any:
+        from ..http.server import HttpServer
+
+        self._http = HttpServer(max_body_size=http_body_limit(self.max_http_buffer_size))
+        self.attach(self._http)
+        return await self._http.start(host, port)
+
+    async def close(self) -> None:
+        """Close every session ("server shutting down") and, if it runs its own, the HTTP server."""
+        for session in list(self.sessions.values()):
+            session.close("server shutting down")
+        self.sessions.clear()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
