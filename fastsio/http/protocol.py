@@ -1,0 +1,462 @@
+"""The HTTP/1.1 side of a connection: an asyncio.Protocol driven by httptools callbacks.
+
+One request is handled at a time. Requests that arrive while one is pending (pipelining) wait
+in a queue, with reading paused, and are answered in order. Handlers never run inside a parser
+callback: the parser only queues complete requests, and they are dispatched once ``feed_data``
+has returned (so an upgrade request knows the bytes that followed its head).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import http
+import logging
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import httptools
+
+from .. import _impl
+from .request import Request
+from .websocket import WebSocketConnection
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .server import HttpServer
+
+logger = logging.getLogger("fastsio.http")
+
+
+def _status_line(status: int) -> str:
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    return f"HTTP/1.1 {status} {phrase}\r\n"
+
+
+STATUS_LINES = {status: _status_line(status) for status in range(100, 600)}
+_METHODS = {m.encode(): m for m in ("GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH")}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_SWITCHING_PROTOCOLS = (
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Accept: "
+)
+_TEXT_PLAIN = ("Content-Type", "text/plain; charset=utf-8")
+# Bodies smaller than this are joined with the head for one write (one send() call).
+_JOIN_LIMIT = 65536
+
+
+def phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def has_token(value: str, token: str) -> bool:
+    """Whether a comma-separated header value contains ``token`` (case-insensitive)."""
+    return any(part.strip().lower() == token for part in value.split(","))
+
+
+def _valid_websocket_key(key: str) -> bool:
+    # RFC 6455 4.2.1: base64 of 16 random bytes.
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
+
+
+class HttpProtocol(asyncio.Protocol):
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_closing",
+        "_current",
+        "_dispatching",
+        "_error_status",
+        "_head_received",
+        "_header_size",
+        "_headers",
+        "_in_head",
+        "_parser_done",
+        "_queue",
+        "_reading_paused",
+        "_request",
+        "_upgrade_tail",
+        "_url",
+        "client",
+        "idle_since",
+        "loop",
+        "parser",
+        "secure",
+        "server",
+        "transport",
+    )
+
+    def __init__(self, server: HttpServer, loop: asyncio.AbstractEventLoop) -> None:
+        self.server = server
+        self.loop = loop
+        self.transport: Any = None
+        self.parser: Any = httptools.HttpRequestParser(self)
+        self.client: tuple[str, int] = ("", 0)
+        self.secure = False
+        # loop.time() since when the connection has had no request in progress (None: busy).
+        self.idle_since: float | None = loop.time()
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._header_size = 0
+        self._head_received = 0
+        self._in_head = False
+        self._request: Request | None = None
+        self._error_status = 0
+        self._current: Request | None = None
+        self._queue: deque[Request] = deque()
+        self._dispatching = False
+        self._reading_paused = False
+        self._closing = False
+        self._parser_done = False
+        self._upgrade_tail: bytes | None = None
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.server._connections.add(self)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = (peer[0], peer[1])
+        self.secure = transport.get_extra_info("sslcontext") is not None
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        if self.idle_since is not None:
+            # keep_alive_timeout counts from the last byte received while no request is busy
+            self.idle_since = self.loop.time()
+        if self._parser_done:
+            tail = self._upgrade_tail
+            if tail is not None:
+                # Bytes after an upgrade request's head (the client should wait for the 101);
+                # kept for the WebSocket, within reason.
+                tail += data
+                if len(tail) > self.server.max_header_size:
+                    self._upgrade_tail = None
+                    self.close()
+                else:
+                    self._upgrade_tail = tail
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._parser_done = True
+            self._upgrade_tail = data[exc.args[0] :]
+        except httptools.HttpParserError as exc:
+            status = self._error_status or 400
+            logger.debug("bad request from %s: %s -> %d", self.client, exc, status)
+            self._fail(status)
+        else:
+            if self._in_head:
+                # httptools buffers a header until it is complete; bound what a client can
+                # make us hold for a head that never ends.
+                self._head_received += len(data)
+                if self._head_received > self.server.max_header_size:
+                    self._fail(431)
+        if self._current is None and self._queue:
+            self._dispatch()
+        if self._queue and not self._reading_paused and not self._closing:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        # The client half-closed: treat it as gone (a held long-poll will never be read).
+        return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._closing = True
+        self.server._connections.discard(self)
+        self._abandon()
+        self._upgrade_tail = None
+        self.parser = None
+
+    # -- httptools callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._body = []
+        self._body_size = 0
+        self._header_size = 0
+        self._head_received = 0
+        self._in_head = True
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._header_size += len(url)
+        if self._header_size > self.server.max_header_size:
+            self._error_status = 431
+            raise ValueError("request head too large")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_size += len(name) + len(value)
+        if self._header_size > self.server.max_header_size:
+            self._error_status = 431
+            raise ValueError("request head too large")
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers = self._headers
+        previous = headers.get(key)
+        headers[key] = text if previous is None else previous + ", " + text
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self.parser
+        headers = self._headers
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii", "replace")
+        http_version = parser.get_http_version()
+        raw_url = self._url
+        url = raw_url.decode("latin-1")
+        if url[:1] == "/":
+            path, _, query_string = url.partition("?")
+        else:  # absolute-form ("http://host/path?q") or "*"
+            try:
+                parsed = httptools.parse_url(raw_url)
+                path = (parsed.path or b"/").decode("latin-1")
+                query_string = (parsed.query or b"").decode("latin-1")
+            except httptools.HttpParserInvalidURLError:
+                path, query_string = url, ""
+        if "%" in path:
+            path = unquote(path)
+        upgrade = parser.should_upgrade()
+        # An upgrade request stops the parser: whatever the answer, the connection ends after.
+        keep_alive = parser.should_keep_alive() and not upgrade
+        request = Request(
+            self,
+            method,
+            url,
+            path,
+            query_string,
+            headers,
+            self.client,
+            self.secure,
+            http_version,
+            keep_alive,
+        )
+        self._request = request
+
+        length = headers.get("content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.server.max_body_size
+            except ValueError:
+                self._error_status = 400
+                raise
+            if too_big:
+                self._error_status = 413
+                raise ValueError("request body too large")
+
+        if upgrade and has_token(headers.get("upgrade", ""), "websocket"):
+            self._check_websocket(request)
+        elif (
+            "expect" in headers
+            and headers["expect"].lower() == "100-continue"
+            and http_version == "1.1"
+            and self._current is None
+            and not self._queue
+        ):
+            self.transport.write(_CONTINUE)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self.server.max_body_size:
+            self._error_status = 413
+            raise ValueError("request body too large")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        request = self._request
+        if request is None:
+            return
+        self._request = None
+        body = self._body
+        if body:
+            # b"".join of one item returns that item: no copy in the common one-chunk case.
+            request.body = b"".join(body)
+            self._body = []
+        self._queue.append(request)
+
+    # -- handling ------------------------------------------------------------------------------
+
+    def _check_websocket(self, request: Request) -> None:
+        """Mark a valid RFC 6455 handshake; a broken one is answered here (400/426)."""
+        headers = request.headers
+        if (
+            request.method != "GET"
+            or request.http_version != "1.1"
+            or not _valid_websocket_key(headers.get("sec-websocket-key", ""))
+        ):
+            request._error_status = 400
+        elif headers.get("sec-websocket-version", "").strip() != "13":
+            request._error_status = 426
+            request._error_headers = (("Sec-WebSocket-Version", "13"),)
+        else:
+            request.is_websocket = True
+
+    def _fail(self, status: int) -> None:
+        """Stop parsing; answer ``status`` after the requests already queued, then close."""
+        self._parser_done = True
+        self._upgrade_tail = None
+        self._request = None
+        request = Request(self, "", "", "", "", {}, self.client, self.secure, "1.1", False)
+        request._error_status = status
+        self._queue.append(request)
+
+    def _dispatch(self) -> None:
+        if self._dispatching:
+            return  # the loop below picks up the next request
+        self._dispatching = True
+        queue = self._queue
+        try:
+            while self._current is None and queue and not self._closing:
+                request = queue.popleft()
+                self._current = request
+                self.idle_since = None
+                if request._error_status:
+                    status = request._error_status
+                    headers = [_TEXT_PLAIN, *request._error_headers]
+                    request.respond(status, headers, phrase(status).encode())
+                else:
+                    self.server.dispatch(request)
+        finally:
+            self._dispatching = False
+        if self._reading_paused and not queue and not self._closing:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def send_response(
+        self, request: Request, status: int, headers: Iterable[tuple[str, str]], body: bytes
+    ) -> None:
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        parts = [STATUS_LINES.get(status) or _status_line(status)]
+        length = None
+        for name, value in headers:
+            if len(name) == 14 and name.lower() == "content-length":
+                length = value  # ours wins, except for HEAD (the length of what GET would send)
+                continue
+            parts.append(f"{name}: {value}\r\n")
+        head_only = request.method == "HEAD"
+        if status in (204, 304) or status < 200:
+            # RFC 9110 8.6: no Content-Length (and no body) on 1xx/204; 304 has no body either.
+            body = b""
+        elif head_only and length is not None:
+            parts.append(f"Content-Length: {length}\r\n")
+        else:
+            parts.append(f"Content-Length: {len(body)}\r\n")
+        keep_alive = request._keep_alive and not self._closing
+        if not keep_alive:
+            parts.append("Connection: close\r\n\r\n")
+        elif request.http_version == "1.0":
+            parts.append("Connection: keep-alive\r\n\r\n")
+        else:
+            parts.append("\r\n")
+        data = "".join(parts).encode("latin-1")
+        # Whatever can fail (a header that is not latin-1) has failed by now, before the request
+        # is marked answered: the dispatcher can still answer 500.
+        request.responded = True
+        request._protocol = None
+        transport = self.transport
+        if body and not head_only:
+            if len(body) < _JOIN_LIMIT:
+                transport.write(data + body)
+            else:
+                transport.write(data)
+                transport.write(body)
+        else:
+            transport.write(data)
+        if self._current is request:
+            self._current = None
+        if not keep_alive:
+            self.close()
+            return
+        if self._queue:
+            self._dispatch()
+        if self._current is None and not self._queue:
+            self.idle_since = self.loop.time()
+
+    def accept_websocket(
+        self,
+        request: Request,
+        listener: Any,
+        headers: Iterable[tuple[str, str]],
+        max_message_size: int | None,
+    ) -> WebSocketConnection:
+        parts = [
+            _SWITCHING_PROTOCOLS,
+            _impl.websocket.accept_key(request.headers["sec-websocket-key"]),
+            "\r\n",
+        ]
+        for name, value in headers:
+            parts.append(f"{name}: {value}\r\n")
+        parts.append("\r\n")
+        data = "".join(parts).encode("latin-1")
+        server = self.server
+        transport = self.transport
+        conn = WebSocketConnection(
+            transport,
+            listener,
+            server.max_message_size if max_message_size is None else max_message_size,
+            client=request.client,
+            server=server,
+        )
+        request.responded = True
+        request._protocol = None
+        self._current = None
+        self._closing = True  # this object is done with the transport
+        server._connections.discard(self)
+        server._connections.add(conn)
+        transport.write(data)
+        transport.set_protocol(conn)
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        tail = self._upgrade_tail
+        self._upgrade_tail = None
+        self.parser = None
+        if tail:
+            conn._pending = tail
+            self.loop.call_soon(conn._feed_pending)
+        return conn
+
+    def close(self) -> None:
+        """Close the connection; a request still waiting for its answer sees ``on_close``."""
+        if self.transport is None:
+            return
+        self._closing = True
+        self._abandon()
+        self.transport.close()
+
+    def _abandon(self) -> None:
+        queue = self._queue
+        while queue:
+            request = queue.popleft()
+            request.closed = True
+            request._protocol = None
+        request = self._current
+        self._current = None
+        if request is None or request.responded or request.closed:
+            return
+        request.closed = True
+        request._protocol = None
+        on_close = request.on_close
+        if on_close is not None:
+            try:
+                on_close()
+            except Exception:
+                logger.exception("request on_close callback failed")

@@ -1,0 +1,126 @@
+"""One HTTP request as the application handlers see it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import parse_qsl
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .protocol import HttpProtocol
+    from .websocket import WebSocketConnection
+
+logger = logging.getLogger("fastsio.http")
+
+Headers = Iterable[tuple[str, str]]
+
+
+class Request:
+    """An HTTP request, answered once with :meth:`respond` (now or later) or upgraded to a
+    WebSocket with :meth:`accept_websocket`.
+
+    ``closed`` becomes True (and ``on_close`` is called once) if the client goes away before the
+    request was answered; ``responded`` is True once it was answered (or upgraded). Both make
+    ``respond`` a no-op.
+    """
+
+    __slots__ = (
+        "_error_headers",
+        "_error_status",
+        "_keep_alive",
+        "_protocol",
+        "_query",
+        "body",
+        "client",
+        "closed",
+        "headers",
+        "http_version",
+        "is_websocket",
+        "method",
+        "mount_path",
+        "on_close",
+        "path",
+        "query_string",
+        "responded",
+        "secure",
+        "url",
+    )
+
+    def __init__(
+        self,
+        protocol: HttpProtocol | None,
+        method: str,
+        url: str,
+        path: str,
+        query_string: str,
+        headers: dict[str, str],
+        client: tuple[str, int],
+        secure: bool,
+        http_version: str,
+        keep_alive: bool,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.path = path
+        self.query_string = query_string
+        self.headers = headers
+        self.body = b""
+        self.client = client
+        self.secure = secure
+        self.http_version = http_version
+        self.is_websocket = False
+        self.closed = False
+        self.responded = False
+        self.on_close: Callable[[], None] | None = None
+        # The prefix of the mount that routed this request ("" for the root mount).
+        self.mount_path = ""
+        self._query: dict[str, str] | None = None
+        self._protocol = protocol
+        self._keep_alive = keep_alive
+        # Set when the HTTP layer answers the request itself (bad WebSocket handshake).
+        self._error_status = 0
+        self._error_headers: Headers = ()
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The query string as a dict (a repeated key keeps its last value)."""
+        query = self._query
+        if query is None:
+            query = self._query = dict(parse_qsl(self.query_string, keep_blank_values=True))
+        return query
+
+    def respond(self, status: int, headers: Headers = (), body: bytes = b"") -> None:
+        """Send the response. Content-Length and Connection are added here; a no-op once the
+        request was answered or the client went away."""
+        protocol = self._protocol
+        if protocol is None or self.responded or self.closed:
+            return
+        protocol.send_response(self, status, headers, body)
+
+    reject = respond
+
+    def accept_websocket(
+        self, listener: Any, headers: Headers = (), *, max_message_size: int | None = None
+    ) -> WebSocketConnection:
+        """Answer the handshake with 101 and switch the connection to WebSocket framing.
+
+        ``listener`` gets ``on_text(str)``, ``on_binary(bytes)`` and, exactly once,
+        ``on_close(code, reason)``; optionally ``on_drain()`` when a full write buffer drained.
+        Raises RuntimeError if this is not a WebSocket handshake (check ``is_websocket``) or the
+        request was already answered. If the client is already gone, the returned connection is
+        closed and ``listener.on_close(1006, "")`` is called soon.
+        """
+        if not self.is_websocket:
+            raise RuntimeError("not a WebSocket handshake request")
+        if self.responded:
+            raise RuntimeError("request already answered")
+        from .websocket import WebSocketConnection
+
+        protocol = self._protocol
+        if protocol is None or self.closed:
+            return WebSocketConnection.closed_connection(listener, self.client)
+        return protocol.accept_websocket(self, listener, headers, max_message_size)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.url} from {self.client[0]}:{self.client[1]}>"

@@ -1,0 +1,184 @@
+"""HttpServer: listens, routes requests to handlers by path prefix, tracks connections."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any, Callable
+
+from .protocol import HttpProtocol
+from .request import Request
+from .websocket import WebSocketConnection
+
+logger = logging.getLogger("fastsio.http")
+
+Handler = Callable[[Request], None]
+
+_TEXT_PLAIN = [("Content-Type", "text/plain; charset=utf-8")]
+
+
+def not_found(request: Request) -> None:
+    request.respond(404, _TEXT_PLAIN, b"Not Found")
+
+
+class HttpServer:
+    """An HTTP/1.1 + WebSocket server. Handlers are plain callables taking a :class:`Request`;
+    they answer it with ``request.respond`` (now or later) or ``request.accept_websocket``.
+
+    ``max_body_size`` bounds a request body (413 past it), ``max_header_size`` the request head
+    (431), ``max_message_size`` a WebSocket message (close 1009; default: ``max_body_size``).
+    A keep-alive connection idle (no request in progress) for ``keep_alive_timeout`` seconds is
+    closed; None disables that.
+    """
+
+    def __init__(
+        self,
+        max_body_size: int = 1_100_000,
+        *,
+        max_header_size: int = 65536,
+        max_message_size: int | None = None,
+        keep_alive_timeout: float | None = 30.0,
+    ) -> None:
+        self.max_body_size = max_body_size
+        self.max_header_size = max_header_size
+        self.max_message_size = max_body_size if max_message_size is None else max_message_size
+        self.keep_alive_timeout = keep_alive_timeout
+        self.default_handler: Handler = not_found
+        # (prefix without trailing slash, that prefix + "/", handler), longest first
+        self._mounts: list[tuple[str, str, Handler]] = []
+        # Open HttpProtocol and WebSocketConnection objects, closed by close().
+        self._connections: set[Any] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._closed: asyncio.Event | None = None
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def mount(self, prefix: str, handler: Handler) -> None:
+        """Route paths equal to ``prefix`` or below it (at a ``/`` boundary) to ``handler``;
+        the longest matching prefix wins. ``"/"`` catches everything else."""
+        if not prefix.startswith("/"):
+            raise ValueError(f"mount prefix must start with '/': {prefix!r}")
+        base = prefix.rstrip("/")
+        mounts = [m for m in self._mounts if m[0] != base]
+        mounts.append((base, base + "/", handler))
+        mounts.sort(key=lambda m: len(m[0]), reverse=True)
+        self._mounts = mounts
+
+    def route(self, path: str) -> tuple[Handler, str]:
+        """The handler for ``path`` and the prefix it was mounted at."""
+        for base, base_slash, handler in self._mounts:
+            if path.startswith(base_slash) or path == base:
+                return handler, base
+        return self.default_handler, ""
+
+    def dispatch(self, request: Request) -> None:
+        handler, request.mount_path = self.route(request.path)
+        try:
+            handler(request)
+        except Exception:
+            logger.exception("handler failed for %s %s", request.method, request.url)
+            if not request.responded:
+                request.respond(500, _TEXT_PLAIN, b"Internal Server Error")
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    async def start(
+        self,
+        host: str | None = "127.0.0.1",
+        port: int = 0,
+        *,
+        reuse_port: bool = False,
+        backlog: int = 1024,
+        sock: socket.socket | None = None,
+        ssl: Any = None,
+    ) -> asyncio.AbstractServer:
+        """Listen on ``host:port`` (or an already bound ``sock``) and return the asyncio server;
+        ``server.sockets[0].getsockname()`` tells the port when ``port`` was 0."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+
+        def factory() -> HttpProtocol:
+            return HttpProtocol(self, loop)
+
+        if sock is not None:
+            server = await loop.create_server(factory, sock=sock, backlog=backlog, ssl=ssl)
+        else:
+            server = await loop.create_server(
+                factory, host, port, reuse_port=reuse_port or None, backlog=backlog, ssl=ssl
+            )
+        # Small Engine.IO packets must leave at once, not wait for Nagle. asyncio and uvloop
+        # both set TCP_NODELAY on accepted sockets already; setting it on the listener too
+        # (inherited by accepted sockets on Linux) keeps that true on any loop.
+        for listener in server.sockets:
+            if listener.family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except (OSError, AttributeError):  # pragma: no cover
+                    pass
+        self._server = server
+        self._closed = asyncio.Event()
+        if self.keep_alive_timeout is not None:
+            self._sweeper = loop.call_later(self._sweep_interval(), self._sweep)
+        return server
+
+    async def serve_forever(self) -> None:
+        """Wait until :meth:`close` is called (after :meth:`start`)."""
+        if self._closed is None:
+            raise RuntimeError("start() the server first")
+        await self._closed.wait()
+
+    def _sweep_interval(self) -> float:
+        return max(min(self.keep_alive_timeout / 4, 5.0), 0.05)  # type: ignore[operator]
+
+    def _sweep(self) -> None:
+        """Close keep-alive connections idle for longer than keep_alive_timeout. One timer for
+        the whole server instead of one per connection."""
+        loop = self._loop
+        assert loop is not None and self.keep_alive_timeout is not None
+        limit = loop.time() - self.keep_alive_timeout
+        idle = [
+            conn
+            for conn in self._connections
+            if type(conn) is HttpProtocol
+            and conn.idle_since is not None
+            and conn.idle_since < limit
+        ]
+        for conn in idle:
+            conn.close()
+        self._sweeper = loop.call_later(self._sweep_interval(), self._sweep)
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Stop listening, close every open connection (WebSockets with 1001, pending requests
+        see ``on_close``) and wait up to ``timeout`` seconds for them to be gone."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        server = self._server
+        if server is not None:
+            server.close()
+        if self._closed is not None:
+            self._closed.set()
+        for conn in list(self._connections):
+            if isinstance(conn, WebSocketConnection):
+                conn.close(1001, "server shutting down")
+            else:
+                conn.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._connections and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for conn in list(self._connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        if self._connections:
+            await asyncio.sleep(0)
+        if server is not None:
+            await server.wait_closed()
+            self._server = None

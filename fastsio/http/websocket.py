@@ -1,0 +1,269 @@
+"""The WebSocket side of a connection, after the 101: frames in, listener callbacks out.
+
+The HTTP protocol hands the transport over with ``transport.set_protocol(conn)``; from then on
+this object gets ``data_received``. Framing is done by the sans-I/O codec in
+``fastsio.protocol.websocket`` (or its compiled twin, picked by ``fastsio._impl``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .. import _impl
+from ..protocol.errors import ProtocolError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .server import HttpServer
+
+logger = logging.getLogger("fastsio.http")
+
+OPEN, CLOSING, CLOSED = 0, 1, 2
+
+# RFC 6455 opcodes (the codec uses the same numbers; local names save a module lookup per frame).
+OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 1, 2, 8, 9, 10
+
+# RFC 6455 5.5: a control frame payload is at most 125 bytes, 2 of them the close code.
+_MAX_CLOSE_REASON = 123
+
+
+def _truncate_reason(reason: str) -> str:
+    raw = reason.encode("utf-8")
+    if len(raw) <= _MAX_CLOSE_REASON:
+        return reason
+    return raw[:_MAX_CLOSE_REASON].decode("utf-8", "ignore")
+
+
+class WebSocketConnection(asyncio.Protocol):
+    """One accepted WebSocket. Sends are synchronous ``transport.write`` calls and no-ops once
+    the connection is closing; ``listener.on_close(code, reason)`` is called exactly once, when
+    the TCP connection is gone, whichever side ended it (1006 if no close frame was seen)."""
+
+    __slots__ = (
+        "_close_code",
+        "_close_reason",
+        "_notified",
+        "_pending",
+        "_reader",
+        "_server",
+        "_state",
+        "_timer",
+        "client",
+        "listener",
+        "loop",
+        "transport",
+        "writing_paused",
+    )
+
+    # Seconds to wait for the peer's close frame (or for our last bytes to leave) before the
+    # TCP connection is aborted.
+    close_timeout = 1.0
+
+    def __init__(
+        self,
+        transport: asyncio.Transport | None,
+        listener: Any,
+        max_message_size: int = 1_000_000,
+        *,
+        client: tuple[str, int] = ("", 0),
+        server: HttpServer | None = None,
+    ) -> None:
+        self.transport = transport
+        self.client = client
+        self.loop = asyncio.get_running_loop()
+        self.writing_paused = False
+        self._server = server
+        self._reader = _impl.websocket.FrameReader(max_message_size)
+        self._state = OPEN if transport is not None else CLOSED
+        self._close_code: int | None = None
+        self._close_reason = ""
+        self._notified = False
+        self._timer: asyncio.TimerHandle | None = None
+        # Bytes that arrived right after the handshake, fed on the next loop turn so the
+        # listener never hears from us before accept_websocket() has returned.
+        self._pending: bytes | None = None
+        # The object told about messages and the close; may be replaced at any time (the engine
+        # swaps the upgrade probe's listener for the session's).
+        self.listener = listener
+
+    @classmethod
+    def closed_connection(cls, listener: Any, client: tuple[str, int]) -> WebSocketConnection:
+        """A connection whose client left before the handshake was accepted."""
+        conn = cls(None, listener, client=client)
+        conn._close_code = 1006
+        conn.loop.call_soon(conn._notify_closed)
+        return conn
+
+    # -- sending -------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once a close frame was sent or received, or the connection is gone."""
+        return self._state != OPEN
+
+    def send_text(self, text: str) -> None:
+        if self._state == OPEN:
+            self.transport.write(_impl.websocket.build_text_frame(text))
+
+    def send_binary(self, data: bytes) -> None:
+        if self._state == OPEN:
+            self.transport.write(_impl.websocket.build_frame(OP_BINARY, data))
+
+    def send_frame(self, frame: bytes) -> None:
+        """Write a prebuilt frame (the same bytes for every target of a broadcast)."""
+        if self._state == OPEN:
+            self.transport.write(frame)
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        if self._state == OPEN:
+            self.transport.write(_impl.websocket.build_frame(OP_PING, payload))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake: send a close frame, then drop the TCP connection when
+        the peer answers or after ``close_timeout`` seconds. A no-op if already closing."""
+        if self._state != OPEN:
+            return
+        reason = _truncate_reason(reason)
+        frame = _impl.websocket.build_close_frame(code, reason)  # ValueError for a bad code
+        self._record_close(code, reason)
+        self._state = CLOSING
+        self.transport.write(frame)
+        self._timer = self.loop.call_later(self.close_timeout, self._abort)
+
+    def abort(self) -> None:
+        """Drop the TCP connection now, without a closing handshake."""
+        self._state = CLOSED
+        if self.transport is not None:
+            self.transport.abort()
+
+    def write_buffer_size(self) -> int:
+        transport = self.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            data = pending + data
+        if self._state == CLOSED:
+            return
+        try:
+            messages = self._reader.feed(data)
+        except ProtocolError as exc:
+            self._fail(getattr(exc, "close_code", 1002), str(exc))
+            return
+        if messages:
+            self._handle(messages)
+
+    def eof_received(self) -> bool | None:
+        # The peer half-closed without a close frame: nothing more will come, close our side.
+        return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._state = CLOSED
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
+        server = self._server
+        if server is not None:
+            server._connections.discard(self)
+        self._notify_closed()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        on_drain = getattr(self.listener, "on_drain", None)
+        if on_drain is not None and self._state == OPEN:
+            try:
+                on_drain()
+            except Exception:
+                logger.exception("WebSocket listener on_drain failed")
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _feed_pending(self) -> None:
+        if self._pending is not None:
+            self.data_received(b"")
+
+    def _handle(self, messages: list) -> None:
+        try:
+            for opcode, payload in messages:
+                if opcode == OP_TEXT:
+                    if self._state == OPEN:
+                        self.listener.on_text(payload)
+                elif opcode == OP_BINARY:
+                    if self._state == OPEN:
+                        self.listener.on_binary(payload)
+                elif opcode == OP_PING:
+                    if self._state == OPEN:
+                        self.transport.write(_impl.websocket.build_frame(OP_PONG, payload))
+                elif opcode == OP_CLOSE:
+                    self._peer_closed(payload)
+                    return
+                if self._state == CLOSED:
+                    return
+        except Exception:
+            logger.exception("WebSocket listener failed")
+            self._fail(1011, "internal error")
+
+    def _peer_closed(self, payload: bytes) -> None:
+        ws = _impl.websocket
+        try:
+            code, reason = ws.parse_close_payload(payload)
+        except ProtocolError as exc:
+            self._fail(getattr(exc, "close_code", 1002), str(exc))
+            return
+        if self._state == OPEN:
+            # RFC 6455 5.5.1: answer with a close frame, echoing the status code. 1005 means
+            # "no code was sent"; it must not appear on the wire, so the echo is empty then.
+            self._record_close(code, reason)
+            if code == 1005:
+                self.transport.write(ws.build_frame(OP_CLOSE, b""))
+            else:
+                self.transport.write(ws.build_close_frame(code, ""))
+        self._state = CLOSED
+        self._close_transport()
+
+    def _fail(self, code: int, reason: str) -> None:
+        if self._state == CLOSED:
+            return
+        self._record_close(code, reason)
+        if self._state == OPEN:
+            self.transport.write(_impl.websocket.build_close_frame(code, ""))
+        self._state = CLOSED
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        # close() lets the last frames leave first; the timer aborts a peer that never reads.
+        self.transport.close()
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.close_timeout, self._abort)
+
+    def _abort(self) -> None:
+        self._timer = None
+        self.abort()
+
+    def _record_close(self, code: int, reason: str) -> None:
+        if self._close_code is None:
+            self._close_code = code
+            self._close_reason = reason
+
+    def _notify_closed(self) -> None:
+        if self._notified:
+            return
+        self._notified = True
+        code = self._close_code if self._close_code is not None else 1006
+        try:
+            self.listener.on_close(code, self._close_reason)
+        except Exception:
+            logger.exception("WebSocket listener on_close failed")
+
+    def __repr__(self) -> str:
+        state = ("open", "closing", "closed")[self._state]
+        return f"<WebSocketConnection {self.client[0]}:{self.client[1]} {state}>"
