@@ -1,0 +1,44 @@
+"""fastsio: a fast Socket.IO v5 server for Python (Engine.IO v4, asyncio, uvloop, httptools).
+
+::
+
+    import fastsio
+
+    sio = fastsio.Server(cors_allowed_origins="*")
+
+    @sio.on("chat message")
+    def chat(socket, msg):
+        sio.emit("chat message", msg)
+
+    sio.run("127.0.0.1", 3000)
+"""
+
+from ._impl import SPEEDUPS
+from .adapter import BroadcastOptions, InMemoryAdapter
+from .broadcast import RESERVED_EVENTS, BroadcastOperator
+from .client import Client
+from .exceptions import AckTimeoutError, ConnectionRefused, DisconnectedError, FastSIOError
+from .namespace import Namespace, ParentNamespace
+from .server import Server
+from .socket import Handshake, Socket
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RESERVED_EVENTS",
+    "SPEEDUPS",
+    "AckTimeoutError",
+    "BroadcastOperator",
+    "BroadcastOptions",
+    "Client",
+    "ConnectionRefused",
+    "DisconnectedError",
+    "FastSIOError",
+    "Handshake",
+    "InMemoryAdapter",
+    "Namespace",
+    "ParentNamespace",
+    "Server",
+    "Socket",
+    "__version__",
+]

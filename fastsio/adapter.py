@@ -1,0 +1,292 @@
+"""Rooms <-> socket ids, and the broadcast fan-out.
+
+``InMemoryAdapter`` is the seam a Redis (or other cluster) adapter replaces later, as in Node's
+``socket.io-adapter``: one adapter per namespace; the namespace and its sockets call only the
+methods below. A broadcast encodes its packet once, builds the WebSocket frames once, and then
+writes the same objects to every target session (``fanout``), as Node's in-memory adapter does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Callable
+
+from . import _impl
+
+__all__ = [
+    "VOLATILE_BUFFER_LIMIT",
+    "BroadcastOptions",
+    "InMemoryAdapter",
+    "fanout",
+    "fanout_volatile",
+    "is_writable",
+    "prepare_packets",
+]
+
+#: A volatile packet is dropped for a session whose transport already holds more than this many
+#: bytes not yet written (or that cannot write now, e.g. mid-upgrade).
+VOLATILE_BUFFER_LIMIT = 64 * 1024
+
+_EMPTY: frozenset = frozenset()
+
+
+class BroadcastOptions:
+    """Who a broadcast reaches and how: the ``opts`` every adapter method takes.
+
+    ``rooms``: the union of these rooms (all sockets of the namespace when empty);
+    ``except_rooms``: minus the sockets in any of these; ``volatile``: may be dropped for a
+    session that is not ready; ``local``: this server only (a cluster adapter's business);
+    ``timeout``: seconds to wait for the acks of a broadcast with acks.
+    """
+
+    __slots__ = ("except_rooms", "local", "rooms", "timeout", "volatile")
+
+    def __init__(
+        self,
+        rooms: frozenset = _EMPTY,
+        except_rooms: frozenset = _EMPTY,
+        volatile: bool = False,
+        local: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        self.rooms = rooms
+        self.except_rooms = except_rooms
+        self.volatile = volatile
+        self.local = local
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"BroadcastOptions(rooms={set(self.rooms)!r}, except_rooms={set(self.except_rooms)!r}, volatile={self.volatile!r}, local={self.local!r}, timeout={self.timeout!r})"
+
+
+EMPTY_OPTIONS = BroadcastOptions()
+
+
+# -- the fan-out (kept small and module-level: it is the part compiled with Cython) ------------
+
+
+def fanout(sessions: Sequence[Any], packets: Sequence[Any], frames: Sequence[bytes]) -> None:
+    """Write the prepared packets (Engine.IO text ``"4..."`` or raw bytes) and their prebuilt
+    WebSocket frames to every session, in order."""
+    if len(packets) == 1:
+        packet = packets[0]
+        frame = frames[0]
+        for session in sessions:
+            session.send_prepared(packet, frame)
+        return
+    count = len(packets)
+    for session in sessions:
+        for i in range(count):
+            session.send_prepared(packets[i], frames[i])
+
+
+def fanout_volatile(
+    sessions: Sequence[Any], packets: Sequence[Any], frames: Sequence[bytes]
+) -> None:
+    """``fanout`` that skips the sessions not ready to take more (see ``is_writable``)."""
+    fanout([session for session in sessions if is_writable(session)], packets, frames)
+
+
+def is_writable(session: Any) -> bool:
+    """False when a volatile packet should be dropped for this session: its transport says it is
+    not writable (polling with no pending GET, mid-upgrade), or holds too many unsent bytes."""
+    if not getattr(session, "writable", True):
+        return False
+    buffer_size = getattr(session, "write_buffer_size", None)
+    return not (buffer_size is not None and buffer_size() > VOLATILE_BUFFER_LIMIT)
+
+
+def prepare_packets(parts: Sequence[Any]) -> tuple:
+    """Encoded Socket.IO packet parts -> (Engine.IO packets, WebSocket frames), built once."""
+    websocket = _impl.websocket
+    text = "4" + parts[0]
+    packets: list[Any] = [text]
+    frames: list[bytes] = [websocket.build_text_frame(text)]
+    for attachment in parts[1:]:
+        packets.append(attachment)
+        frames.append(websocket.build_frame(websocket.OP_BINARY, attachment))
+    return packets, frames
+
+
+# -- the adapter ------------------------------------------------------------------------------
+
+
+class InMemoryAdapter:
+    """Rooms of one namespace, kept in this process.
+
+    ``rooms``: room -> socket ids; ``sids``: socket id -> rooms. Every socket is in the room named
+    by its own id. Methods that select sockets take a :class:`BroadcastOptions`.
+    """
+
+    def __init__(self, nsp: Any) -> None:
+        self.nsp = nsp
+        self.rooms: dict = {}
+        self.sids: dict = {}
+
+    # lifecycle (no-ops here; a cluster adapter connects and disconnects)
+    def init(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def server_count(self) -> int:
+        return 1
+
+    # room bookkeeping
+    def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        """Add socket ``sid`` to every room in ``rooms``."""
+        own = self.sids.get(sid)
+        if own is None:
+            own = self.sids[sid] = set()
+        all_rooms = self.rooms
+        for room in rooms:
+            own.add(room)
+            members = all_rooms.get(room)
+            if members is None:
+                all_rooms[room] = {sid}
+            else:
+                members.add(sid)
+
+    def delete(self, sid: str, room: str) -> None:
+        """Remove socket ``sid`` from ``room``."""
+        own = self.sids.get(sid)
+        if own is not None:
+            own.discard(room)
+        self._leave(room, sid)
+
+    def del_all(self, sid: str) -> None:
+        """Remove socket ``sid`` from all its rooms."""
+        own = self.sids.pop(sid, None)
+        if own:
+            for room in own:
+                self._leave(room, sid)
+
+    def _leave(self, room: str, sid: str) -> None:
+        members = self.rooms.get(room)
+        if members is not None:
+            members.discard(sid)
+            if not members:
+                del self.rooms[room]
+
+    def sockets(self, rooms: Iterable[str] = ()) -> set:
+        """The ids of the sockets in any of ``rooms`` (all sockets when empty)."""
+        if isinstance(rooms, str):
+            rooms = (rooms,)
+        opts = BroadcastOptions(rooms=frozenset(rooms)) if rooms else EMPTY_OPTIONS
+        return {socket.id for socket in self._select(opts)}
+
+    def socket_rooms(self, sid: str) -> set | None:
+        """The rooms of socket ``sid`` (the adapter's own set: do not change it), or None."""
+        return self.sids.get(sid)
+
+    # selecting sockets
+    def _select(self, opts: BroadcastOptions) -> list:
+        """The connected sockets that ``opts`` designates, each once."""
+        sockets = self.nsp.sockets
+        get = sockets.get
+        excluded = self._excluded(opts.except_rooms) if opts.except_rooms else None
+        rooms = opts.rooms
+        out: list = []
+        if rooms:
+            if len(rooms) == 1 and excluded is None:
+                for room in rooms:
+                    for sid in self.rooms.get(room, ()):
+                        socket = get(sid)
+                        if socket is not None:
+                            out.append(socket)
+                return out
+            seen: set = set()
+            for room in rooms:
+                members = self.rooms.get(room)
+                if not members:
+                    continue
+                for sid in members:
+                    if sid in seen or (excluded is not None and sid in excluded):
+                        continue
+                    socket = get(sid)
+                    if socket is not None:
+                        seen.add(sid)
+                        out.append(socket)
+            return out
+        if excluded is None:
+            return list(sockets.values())
+        return [socket for sid, socket in sockets.items() if sid not in excluded]
+
+    def _excluded(self, except_rooms: Iterable[str]) -> set:
+        excluded: set = set()
+        for room in except_rooms:
+            members = self.rooms.get(room)
+            if members:
+                excluded.update(members)
+        return excluded
+
+    # broadcasting
+    def broadcast(self, packet: Any, opts: BroadcastOptions) -> None:
+        """Send ``packet`` (``type``, ``data``; the namespace is this adapter's) to the sockets
+        ``opts`` designates: encoded once, framed once, written to each session."""
+        sockets = self._select(opts)
+        if not sockets:
+            return
+        parts = _impl.socketio.encode_packet(packet.type, self.nsp.name, packet.data, packet.id)
+        packets, frames = prepare_packets(parts)
+        sessions = [socket.client.session for socket in sockets]
+        if opts.volatile:
+            fanout_volatile(sessions, packets, frames)
+        else:
+            fanout(sessions, packets, frames)
+
+    def broadcast_with_ack(
+        self,
+        packet: Any,
+        opts: BroadcastOptions,
+        client_count_callback: Callable[[int], None],
+        ack: Callable[[list], None],
+        ack_failed: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """``broadcast`` expecting one ack per socket: ``packet.id`` is set here (one id for all
+        targets), ``client_count_callback(n)`` is told how many sockets were reached, and
+        ``ack(args)`` is called with each socket's ack arguments as it arrives (``ack_failed(exc)``
+        when that socket disconnects first). ``packet.id``, when already set, is kept: ack ids
+        come from one server-wide counter, so one id can serve several namespaces."""
+        sockets = self._select(opts)
+        if opts.volatile:
+            sockets = [socket for socket in sockets if is_writable(socket.client.session)]
+        if packet.id is None:
+            packet.id = self.nsp._next_ack_id()
+        for socket in sockets:
+            socket._add_ack(packet.id, ack, ack_failed)
+        client_count_callback(len(sockets))
+        if not sockets:
+            return
+        parts = _impl.socketio.encode_packet(packet.type, self.nsp.name, packet.data, packet.id)
+        packets, frames = prepare_packets(parts)
+        fanout([socket.client.session for socket in sockets], packets, frames)
+
+    def cancel_acks(self, ack_id: int) -> None:
+        """Forget the acks still awaited for broadcast ``ack_id`` (its timeout expired)."""
+        for socket in list(self.nsp.sockets.values()):
+            socket._cancel_ack(ack_id)
+
+    # acting on the selected sockets
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list:
+        """The sockets ``opts`` designates (a cluster adapter also asks the other servers)."""
+        return self._select(opts)
+
+    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        """Make the designated sockets join ``rooms``."""
+        rooms = list(rooms)
+        for socket in self._select(opts):
+            socket.join(rooms)
+
+    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        """Make the designated sockets leave ``rooms``."""
+        rooms = list(rooms)
+        for socket in self._select(opts):
+            for room in rooms:
+                socket.leave(room)
+
+    def disconnect_sockets(self, opts: BroadcastOptions, close: bool = False) -> None:
+        """Disconnect the designated sockets (``close``: also close their Engine.IO sessions)."""
+        for socket in self._select(opts):
+            socket.disconnect(close)

@@ -1,0 +1,210 @@
+"""Client: one per Engine.IO session; multiplexes its namespaces, reassembles binary packets."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from . import _eager, _impl
+from .protocol.errors import ProtocolError
+
+__all__ = ["Client"]
+
+_sio = _impl.socketio
+_CONNECT = _sio.CONNECT
+_DISCONNECT = _sio.DISCONNECT
+_EVENT = _sio.EVENT
+_ACK = _sio.ACK
+_CONNECT_ERROR = _sio.CONNECT_ERROR
+_BINARY_EVENT = _sio.BINARY_EVENT
+_BINARY_ACK = _sio.BINARY_ACK
+
+_PENDING = None  # placeholder in Client._connecting while a dynamic namespace is being checked
+
+
+class Client:
+    """The Socket.IO side of one Engine.IO session.
+
+    ``sockets``: the connected Socket of each namespace (by namespace name). Packets for a
+    namespace the client has not connected are ignored.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_connect_timer",
+        "_connecting",
+        "closed",
+        "decoder",
+        "server",
+        "session",
+        "sockets",
+    )
+
+    def __init__(self, server: Any, session: Any) -> None:
+        self.server = server
+        self.session = session
+        self.decoder = _sio.PacketDecoder()
+        self.sockets: dict = {}
+        self.closed = False
+        # namespace name -> Socket whose middleware runs (or _PENDING during a dynamic check)
+        self._connecting: dict = {}
+        self._connect_timer: Any = None
+        timeout = server.connect_timeout
+        if timeout:
+            self._connect_timer = asyncio.get_running_loop().call_later(
+                timeout, self._connect_timed_out
+            )
+        session.on_message = self._on_message
+        session.on_close = self._on_close
+
+    def __repr__(self) -> str:
+        return f"<Client {getattr(self.session, 'sid', '?')} namespaces={list(self.sockets)}>"
+
+    # -- incoming --------------------------------------------------------------------------------
+
+    def _on_message(self, data: Any) -> None:
+        """An Engine.IO message: a Socket.IO text packet or a binary attachment."""
+        if self.closed:
+            return
+        try:
+            packet = self.decoder.feed(data)
+        except (ProtocolError, TypeError) as exc:
+            self.server.logger.info(
+                "session %s: invalid Socket.IO packet (%s); closing it",
+                getattr(self.session, "sid", "?"),
+                exc,
+            )
+            self._on_close("parse error")
+            self.session.close("parse error")
+            return
+        if packet is None:
+            return  # a binary packet waiting for its attachments
+        kind = packet.type
+        if kind == _EVENT or kind == _BINARY_EVENT:
+            socket = self.sockets.get(packet.nsp)
+            if socket is not None:
+                socket._on_event(packet)
+        elif kind == _ACK or kind == _BINARY_ACK:
+            socket = self.sockets.get(packet.nsp)
+            if socket is not None:
+                socket._on_ack(packet)
+        elif kind == _CONNECT:
+            self._connect(packet.nsp, packet.data)
+        elif kind == _DISCONNECT:
+            socket = self.sockets.get(packet.nsp)
+            if socket is None:
+                # gave up while its middleware runs: it must not connect after all
+                socket = self._connecting.pop(packet.nsp, None)
+            if socket is not None:
+                socket._on_close("client namespace disconnect")
+        # CONNECT_ERROR from a client means nothing: ignored, as Node does
+
+    # -- connecting to namespaces ----------------------------------------------------------------
+
+    def _connect(self, name: str, auth: dict | None) -> None:
+        if name in self.sockets or name in self._connecting:
+            self.server.logger.debug("namespace %s already connected or connecting", name)
+            return
+        nsp = self.server._namespaces.get(name)
+        if nsp is not None:
+            nsp._add(self, auth)
+        else:
+            self._check_dynamic(name, auth, 0)
+
+    def _check_dynamic(self, name: str, auth: dict | None, index: int) -> None:
+        """Ask the dynamic (parent) namespaces, in order, whether one accepts ``name``."""
+        parents = self.server._parent_list
+        if index >= len(parents):
+            self._connecting.pop(name, None)
+            self._send(_sio.encode_packet(_CONNECT_ERROR, name, {"message": "Invalid namespace"}))
+            return
+        parent = parents[index]
+        self._connecting[name] = _PENDING
+
+        def done(accepted: Any, exc: BaseException | None) -> None:
+            if exc is not None:
+                if isinstance(exc, asyncio.CancelledError):
+                    return
+                self.server.logger.error(
+                    "dynamic namespace check failed for %s", name, exc_info=exc
+                )
+                accepted = False
+            if self.closed or self._connecting.get(name, 0) is not _PENDING:
+                return
+            if not accepted:
+                self._check_dynamic(name, auth, index + 1)
+                return
+            del self._connecting[name]
+            nsp = self.server._namespaces.get(name)
+            if nsp is None:
+                nsp = self.server._add_child_namespace(parent, name)
+            nsp._add(self, auth)
+
+        _eager.call(parent.matches, (name, auth if auth is not None else {}), done)
+
+    def _on_connected(self, socket: Any) -> None:
+        self.sockets[socket.nsp.name] = socket
+        timer = self._connect_timer
+        if timer is not None:
+            self._connect_timer = None
+            timer.cancel()
+
+    def _remove(self, socket: Any) -> None:
+        name = socket.nsp.name
+        if self.sockets.get(name) is socket:
+            del self.sockets[name]
+
+    def _connect_timed_out(self) -> None:
+        self._connect_timer = None
+        if not self.sockets and not self.closed:
+            self.server.logger.debug(
+                "session %s joined no namespace in time; closing it",
+                getattr(self.session, "sid", "?"),
+            )
+            self.close()
+
+    # -- outgoing --------------------------------------------------------------------------------
+
+    def _send(self, parts: list) -> None:
+        """Send an encoded Socket.IO packet (text, then its binary attachments)."""
+        if self.closed:
+            return
+        session = self.session
+        session.send(parts[0])
+        if len(parts) > 1:
+            for attachment in parts[1:]:
+                session.send(attachment)
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    def close(self, reason: str = "forced server close") -> None:
+        """Close the Engine.IO session; every socket disconnects with ``reason``."""
+        if self.closed:
+            return
+        self._on_close(reason)
+        self.session.close()
+
+    def _disconnect_all(self) -> None:
+        """``socket.disconnect(close=True)``: every namespace is told, then the session closes."""
+        for socket in list(self.sockets.values()):
+            socket.disconnect()
+        self.close()
+
+    def _on_close(self, reason: str) -> None:
+        """The Engine.IO session closed (or is being closed): disconnect every socket."""
+        if self.closed:
+            return
+        self.closed = True
+        timer = self._connect_timer
+        if timer is not None:
+            self._connect_timer = None
+            timer.cancel()
+        connecting = self._connecting
+        self._connecting = {}
+        for socket in connecting.values():
+            if socket is not _PENDING:
+                socket._on_close(reason)
+        for socket in list(self.sockets.values()):
+            socket._on_close(reason)
+        self.decoder.reset()
+        self.server._clients.discard(self)

@@ -1,0 +1,331 @@
+"""Namespace: handlers, middleware, connected sockets, broadcast operators."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+from . import _eager, _impl
+from .adapter import EMPTY_OPTIONS
+from .broadcast import BroadcastOperator, Rooms, as_rooms, check_event_name
+from .exceptions import ConnectionRefused
+from .socket import CONNECTING, DISCONNECTED, Socket
+
+__all__ = ["Namespace", "ParentNamespace"]
+
+_EVENT = _impl.socketio.EVENT
+_CONNECT_ERROR = _impl.socketio.CONNECT_ERROR
+
+
+class Namespace:
+    """A namespace (``"/"``, ``"/admin"``, ...): its handlers, middleware and sockets.
+
+    Handlers registered with ``on`` are called ``handler(socket, *args)`` for client events (their
+    return value answers the client's ack), ``handler(socket)`` for ``"connection"`` and
+    ``handler(socket, reason)`` for ``"disconnecting"``/``"disconnect"``. They may be sync or
+    async. Broadcasting: ``emit``, ``to``/``in_``, ``except_``, ``volatile``, ``local``,
+    ``timeout`` as on :class:`~fastsio.broadcast.BroadcastOperator`.
+    """
+
+    def __init__(self, server: Any, name: str, parent: ParentNamespace | None = None) -> None:
+        self.server = server
+        self.name = name
+        self.parent = parent
+        #: connected sockets by id
+        self.sockets: dict = {}
+        if parent is not None:
+            # a dynamic namespace's child shares its parent's handlers and middleware, so those
+            # registered later apply to children already created too
+            self._handlers: dict = parent._handlers
+            self._middlewares: list = parent._middlewares
+        else:
+            self._handlers = {}
+            self._middlewares = []
+        self._next_ack_id: Callable[[], int] = server._next_ack_id
+        self.adapter = self._create_adapter()
+        self.adapter.init()
+
+    def _create_adapter(self) -> Any:
+        return self.server.adapter_class(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} sockets={len(self.sockets)}>"
+
+    # -- handlers and middleware -----------------------------------------------------------------
+
+    def on(self, event: str, handler: Callable | None = None) -> Any:
+        """Register a handler for ``event`` (``"connect"`` is ``"connection"``); usable as a
+        decorator (``@nsp.on("chat")``) or called (``nsp.on("chat", fn)``)."""
+        if handler is None:
+            return lambda fn: self.on(event, fn)
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, not {type(handler).__name__}")
+        if event == "connect":
+            event = "connection"
+        self._handlers.setdefault(event, []).append(handler)
+        return handler
+
+    def event(self, handler: Callable) -> Callable:
+        """Decorator registering ``handler`` for the event named like the function."""
+        return self.on(handler.__name__, handler)
+
+    def off(self, event: str, handler: Callable | None = None) -> None:
+        """Remove ``handler`` (or all handlers) for ``event``."""
+        if event == "connect":
+            event = "connection"
+        handlers = self._handlers.get(event)
+        if not handlers:
+            return
+        # a new list, not an in-place change: a dispatch may be iterating over the old one
+        remaining = [] if handler is None else [fn for fn in handlers if fn is not handler]
+        if remaining:
+            self._handlers[event] = remaining
+        else:
+            del self._handlers[event]
+
+    def use(self, middleware: Callable | None = None) -> Any:
+        """Add a middleware, run for every connection attempt, in order: ``middleware(socket)``,
+        sync or async. Raising :class:`~fastsio.ConnectionRefused` (or any exception) refuses
+        the connection with a CONNECT_ERROR. Usable as a decorator."""
+        if middleware is None:
+            return lambda fn: self.use(fn)
+        if not callable(middleware):
+            raise TypeError(f"middleware must be callable, not {type(middleware).__name__}")
+        self._middlewares.append(middleware)
+        return middleware
+
+    # -- broadcasting ----------------------------------------------------------------------------
+
+    def emit(self, event: str, *args: Any, ack: Callable | None = None) -> bool:
+        """Send an event to every socket of the namespace (see BroadcastOperator.emit)."""
+        if ack is not None:
+            return BroadcastOperator(self).emit(event, *args, ack=ack)
+        check_event_name(event)
+        self.adapter.broadcast(
+            _impl.socketio.Packet(_EVENT, self.name, [event, *args]), EMPTY_OPTIONS
+        )
+        return True
+
+    def send(self, *args: Any, ack: Callable | None = None) -> bool:
+        """``emit("message", *args)``."""
+        return self.emit("message", *args, ack=ack)
+
+    write = send
+
+    async def emit_with_ack(self, event: str, *args: Any) -> list:
+        return await BroadcastOperator(self).emit_with_ack(event, *args)
+
+    def to(self, rooms: Rooms) -> BroadcastOperator:
+        return BroadcastOperator(self, rooms=as_rooms(rooms))
+
+    in_ = to
+
+    def except_(self, rooms: Rooms) -> BroadcastOperator:
+        return BroadcastOperator(self, except_rooms=as_rooms(rooms))
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return BroadcastOperator(self, volatile=True)
+
+    @property
+    def local(self) -> BroadcastOperator:
+        return BroadcastOperator(self, local=True)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return BroadcastOperator(self, timeout=seconds)
+
+    def compress(self, compress: bool = True) -> BroadcastOperator:
+        return BroadcastOperator(self)
+
+    def sockets_join(self, rooms: Rooms) -> None:
+        """Make every socket of the namespace join ``rooms``."""
+        BroadcastOperator(self).sockets_join(rooms)
+
+    def sockets_leave(self, rooms: Rooms) -> None:
+        """Make every socket of the namespace leave ``rooms``."""
+        BroadcastOperator(self).sockets_leave(rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every socket of the namespace (``close``: their sessions too)."""
+        BroadcastOperator(self).disconnect_sockets(close)
+
+    async def fetch_sockets(self) -> list:
+        """Every socket of the namespace."""
+        return await BroadcastOperator(self).fetch_sockets()
+
+    # -- connecting ------------------------------------------------------------------------------
+
+    def _add(self, client: Any, auth: dict | None) -> None:
+        """A client asks to connect: run the middleware, then connect (or refuse)."""
+        socket = Socket(self, client, auth)
+        client._connecting[self.name] = socket
+        self._run_middlewares(socket, 0)
+
+    def _run_middlewares(self, socket: Socket, index: int) -> None:
+        middlewares = self._middlewares
+        if index >= len(middlewares):
+            self._do_connect(socket)
+            return
+
+        def done(result: Any, exc: BaseException | None) -> None:
+            if exc is not None:
+                self._refuse(socket, exc)
+            elif socket._state == CONNECTING and not socket.client.closed:
+                self._run_middlewares(socket, index + 1)
+            else:
+                self._abandon(socket)
+
+        _eager.call(middlewares[index], (socket,), done)
+
+    def _abandon(self, socket: Socket) -> None:
+        connecting = socket.client._connecting
+        if connecting.get(self.name) is socket:
+            del connecting[self.name]
+
+    def _refuse(self, socket: Socket, exc: BaseException) -> None:
+        self._abandon(socket)
+        if socket._state != CONNECTING or socket.client.closed:
+            return
+        socket._state = DISCONNECTED  # it never connected
+        self.adapter.del_all(socket.id)  # rooms the middleware may have joined
+        socket._fail_acks()
+        if isinstance(exc, asyncio.CancelledError):
+            return
+        if isinstance(exc, ConnectionRefused):
+            payload = exc.error_payload()
+        else:
+            self.server.logger.error(
+                "middleware of namespace %s refused a connection", self.name, exc_info=exc
+            )
+            payload = {"message": str(exc) or type(exc).__name__}
+        socket.client._send(_impl.socketio.encode_packet(_CONNECT_ERROR, self.name, payload))
+
+    def _do_connect(self, socket: Socket) -> None:
+        client = socket.client
+        self._abandon(socket)
+        if socket._state != CONNECTING or client.closed:
+            return
+        self.sockets[socket.id] = socket
+        socket._on_connect()
+        client._on_connected(socket)
+        for handler in tuple(self._handlers.get("connection", ())):
+            _eager.call(handler, (socket,), _ConnectionHandlerDone(socket))
+
+    def _remove(self, socket: Socket) -> None:
+        if self.sockets.get(socket.id) is socket:
+            del self.sockets[socket.id]
+
+
+class _ConnectionHandlerDone:
+    """A "connection" handler raised: logged; ConnectionRefused disconnects the socket (what
+    python-socketio users expect of a connect handler that refuses)."""
+
+    __slots__ = ("socket",)
+
+    def __init__(self, socket: Socket) -> None:
+        self.socket = socket
+
+    def __call__(self, result: Any, exc: BaseException | None) -> None:
+        if exc is None or isinstance(exc, asyncio.CancelledError):
+            return
+        socket = self.socket
+        if isinstance(exc, ConnectionRefused):
+            socket.server.logger.info(
+                "connection handler refused socket %s (%s): disconnecting it", socket.id, exc
+            )
+            socket.disconnect()
+            return
+        socket.server.logger.error(
+            "exception in connection handler of namespace %s", socket.nsp.name, exc_info=exc
+        )
+
+
+class ParentNamespace(Namespace):
+    """The namespaces whose names a regex or a function accepts (Node's ParentNamespace).
+
+    Handlers and middleware registered here apply to every child namespace, created on its first
+    connection; ``emit`` and the other broadcasts reach all children.
+    """
+
+    def __init__(self, server: Any, matcher: Any, index: int) -> None:
+        self.matcher = matcher
+        self.children: list = []
+        super().__init__(server, f"/_{index}")
+
+    def _create_adapter(self) -> Any:
+        return _ParentAdapter(self)
+
+    def matches(self, name: str, auth: dict) -> Any:
+        """True (or an awaitable of it) if ``name`` belongs to this parent."""
+        matcher = self.matcher
+        search = getattr(matcher, "search", None)
+        if search is not None:
+            return search(name) is not None
+        return matcher(name, auth)
+
+    def _create_child(self, name: str) -> Namespace:
+        child = Namespace(self.server, name, parent=self)
+        self.children.append(child)
+        return child
+
+    def _add(self, client: Any, auth: dict | None) -> None:  # pragma: no cover - guard
+        raise RuntimeError("clients connect to the children of a ParentNamespace")
+
+
+class _ParentAdapter:
+    """The adapter of a ParentNamespace: every operation goes to each child's adapter."""
+
+    def __init__(self, parent: ParentNamespace) -> None:
+        self.nsp = parent
+
+    def init(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def server_count(self) -> int:
+        return sum(child.adapter.server_count() for child in self.nsp.children)
+
+    def broadcast(self, packet: Any, opts: Any) -> None:
+        for child in self.nsp.children:
+            child.adapter.broadcast(packet, opts)
+
+    def broadcast_with_ack(
+        self, packet: Any, opts: Any, client_count_callback: Any, ack: Any, ack_failed: Any = None
+    ) -> None:
+        if packet.id is None:
+            packet.id = self.nsp._next_ack_id()
+        for child in self.nsp.children:
+            child.adapter.broadcast_with_ack(packet, opts, client_count_callback, ack, ack_failed)
+
+    def cancel_acks(self, ack_id: int) -> None:
+        for child in self.nsp.children:
+            child.adapter.cancel_acks(ack_id)
+
+    def sockets(self, rooms: Any = ()) -> set:
+        out: set = set()
+        for child in self.nsp.children:
+            out |= child.adapter.sockets(rooms)
+        return out
+
+    def socket_rooms(self, sid: str) -> None:
+        return None
+
+    async def fetch_sockets(self, opts: Any) -> list:
+        out: list = []
+        for child in list(self.nsp.children):
+            out.extend(await child.adapter.fetch_sockets(opts))
+        return out
+
+    def add_sockets(self, opts: Any, rooms: Any) -> None:
+        for child in self.nsp.children:
+            child.adapter.add_sockets(opts, rooms)
+
+    def del_sockets(self, opts: Any, rooms: Any) -> None:
+        for child in self.nsp.children:
+            child.adapter.del_sockets(opts, rooms)
+
+    def disconnect_sockets(self, opts: Any, close: bool = False) -> None:
+        for child in list(self.nsp.children):
+            child.adapter.disconnect_sockets(opts, close)

@@ -1,0 +1,357 @@
+"""Server: the public entry point (Node's ``io``): options, namespaces, listen/serve/close."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Callable, Union
+
+from .adapter import InMemoryAdapter
+from .broadcast import BroadcastOperator, Rooms
+from .client import Client
+from .namespace import Namespace, ParentNamespace
+
+__all__ = ["Server"]
+
+#: The socket.io client bundle files served at ``{path}/<name>`` when ``serve_client`` is set.
+CLIENT_FILES = (
+    "socket.io.js",
+    "socket.io.js.map",
+    "socket.io.min.js",
+    "socket.io.min.js.map",
+    "socket.io.esm.min.js",
+    "socket.io.esm.min.js.map",
+)
+_CLIENT_DIST = os.path.join("node_modules", "socket.io-client", "dist")
+
+# A polling POST carries up to max_http_buffer_size bytes of payload plus framing.
+_BODY_SLACK = 100_000
+
+NamespaceName = Union[str, "re.Pattern[str]", Callable[[str, dict], Any]]
+
+
+class Server:
+    """A Socket.IO v5 server (Engine.IO v4 over HTTP long-polling and WebSocket).
+
+    ::
+
+        sio = fastsio.Server(cors_allowed_origins="*")
+
+        @sio.on("connection")
+        def connected(socket): ...
+
+        @sio.on("chat message")
+        def chat(socket, msg):
+            sio.emit("chat message", msg)
+
+        sio.run("127.0.0.1", 3000)
+
+    ``on``/``use``/``emit``/``to``/... act on the main namespace ``"/"``; ``of(name)`` gives
+    any other (a regex or a ``fn(name, auth) -> bool`` gives a dynamic parent namespace).
+    ``ping_interval``, ``ping_timeout`` and ``connect_timeout`` are in seconds.
+    ``serve_client``: a directory holding the socket.io client bundle (``socket.io.js``...), or
+    True to look for ``node_modules/socket.io-client/dist`` from the current directory upward;
+    the files are served at ``{path}/socket.io.js`` etc. ``static_files``: a directory served
+    at ``/``.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str = "/socket.io",
+        cors_allowed_origins: Any = None,
+        cors_credentials: bool = True,
+        ping_interval: float = 25,
+        ping_timeout: float = 20,
+        max_http_buffer_size: int = 1_000_000,
+        transports: Iterable[str] = ("polling", "websocket"),
+        allow_upgrades: bool = True,
+        allow_request: Callable[[Any], Any] | None = None,
+        connect_timeout: float | None = 45,
+        serve_client: bool | str | os.PathLike = False,
+        static_files: None | str | os.PathLike = None,
+        adapter: Callable[[Namespace], Any] = InMemoryAdapter,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.path = "/" + path.strip("/")
+        self.cors_allowed_origins = cors_allowed_origins
+        self.cors_credentials = cors_credentials
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.max_http_buffer_size = max_http_buffer_size
+        self.transports = tuple(transports)
+        if not self.transports or not set(self.transports) <= {"polling", "websocket"}:
+            raise ValueError(f"transports must be 'polling' and/or 'websocket', not {transports!r}")
+        self.allow_upgrades = allow_upgrades
+        self.allow_request = allow_request
+        self.connect_timeout = connect_timeout
+        self.serve_client = serve_client
+        self.static_files = static_files
+        self.adapter_class = adapter
+        self.logger = logger if logger is not None else logging.getLogger("fastsio")
+
+        #: the EngineServer and HttpServer, while started
+        self.engine: Any = None
+        self.http: Any = None
+        #: the port listened on (set by start(); useful with port 0)
+        self.port: int | None = None
+
+        # ack ids: one counter for the whole server, so that one broadcast packet can carry the
+        # same id to every socket (of several namespaces, for a dynamic parent)
+        self._next_ack_id: Callable[[], int] = itertools.count().__next__
+        self._namespaces: dict = {}
+        self._parents: dict = {}
+        self._parent_list: list = []
+        self._clients: set = set()
+        self._listener: Any = None
+        self._stopped: asyncio.Event | None = None
+        self._closing = False
+        #: the main namespace "/"
+        self.main_namespace: Namespace = self.of("/")
+
+    def __repr__(self) -> str:
+        where = f" port={self.port}" if self.port is not None else ""
+        return f"<fastsio.Server path={self.path}{where} clients={len(self._clients)}>"
+
+    # -- namespaces ------------------------------------------------------------------------------
+
+    def of(self, name: NamespaceName) -> Namespace:
+        """The namespace ``name`` (created on first use). A compiled regex or a function
+        ``fn(name, auth) -> bool`` (or an awaitable bool) gives a parent namespace: its
+        handlers and middleware apply to every namespace it accepts, created on first connect."""
+        if isinstance(name, str):
+            if not name.startswith("/"):
+                name = "/" + name
+            nsp = self._namespaces.get(name)
+            if nsp is None:
+                nsp = self._namespaces[name] = Namespace(self, name)
+            return nsp
+        if isinstance(name, re.Pattern) or callable(name):
+            parent = self._parents.get(name)
+            if parent is None:
+                parent = ParentNamespace(self, name, len(self._parent_list))
+                self._parents[name] = parent
+                self._parent_list.append(parent)
+            return parent
+        raise TypeError(f"namespace must be a str, a compiled regex or a function, not {name!r}")
+
+    @property
+    def namespaces(self) -> dict:
+        """The namespaces by name (dynamic children included, parents not)."""
+        return dict(self._namespaces)
+
+    def _add_child_namespace(self, parent: ParentNamespace, name: str) -> Namespace:
+        child = parent._create_child(name)
+        self._namespaces[name] = child
+        return child
+
+    # -- the main namespace's API ----------------------------------------------------------------
+
+    @property
+    def sockets(self) -> dict:
+        """The sockets connected to the main namespace, by id."""
+        return self.main_namespace.sockets
+
+    def on(self, event: str, handler: Callable | None = None) -> Any:
+        """Register a handler on the main namespace (see Namespace.on); decorator or call."""
+        return self.main_namespace.on(event, handler)
+
+    def event(self, handler: Callable) -> Callable:
+        return self.main_namespace.event(handler)
+
+    def off(self, event: str, handler: Callable | None = None) -> None:
+        self.main_namespace.off(event, handler)
+
+    def use(self, middleware: Callable | None = None) -> Any:
+        """Add a middleware to the main namespace (see Namespace.use); decorator or call."""
+        return self.main_namespace.use(middleware)
+
+    def emit(self, event: str, *args: Any, ack: Callable | None = None) -> bool:
+        """Send an event to every socket of the main namespace."""
+        return self.main_namespace.emit(event, *args, ack=ack)
+
+    def send(self, *args: Any, ack: Callable | None = None) -> bool:
+        return self.main_namespace.send(*args, ack=ack)
+
+    write = send
+
+    async def emit_with_ack(self, event: str, *args: Any) -> list:
+        return await self.main_namespace.emit_with_ack(event, *args)
+
+    def to(self, rooms: Rooms) -> BroadcastOperator:
+        return self.main_namespace.to(rooms)
+
+    in_ = to
+
+    def except_(self, rooms: Rooms) -> BroadcastOperator:
+        return self.main_namespace.except_(rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self.main_namespace.volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        return self.main_namespace.local
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return self.main_namespace.timeout(seconds)
+
+    def compress(self, compress: bool = True) -> BroadcastOperator:
+        return self.main_namespace.compress(compress)
+
+    def sockets_join(self, rooms: Rooms) -> None:
+        self.main_namespace.sockets_join(rooms)
+
+    def sockets_leave(self, rooms: Rooms) -> None:
+        self.main_namespace.sockets_leave(rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        self.main_namespace.disconnect_sockets(close)
+
+    async def fetch_sockets(self) -> list:
+        return await self.main_namespace.fetch_sockets()
+
+    # -- the engine side -------------------------------------------------------------------------
+
+    def handle_engine_session(self, session: Any) -> Client:
+        """Take a new Engine.IO session (the EngineServer's ``on_connection``)."""
+        client = Client(self, session)
+        self._clients.add(client)
+        return client
+
+    def _client_directory(self) -> str | None:
+        serve = self.serve_client
+        if serve is False or serve is None:
+            return None
+        if serve is True:
+            here = Path.cwd()
+            for directory in (here, *here.parents):
+                candidate = directory / _CLIENT_DIST
+                if (candidate / "socket.io.js").is_file():
+                    return str(candidate)
+            self.logger.warning(
+                "serve_client=True but no %s found from %s upward; not serving the client",
+                _CLIENT_DIST,
+                here,
+            )
+            return None
+        directory = os.fspath(serve)
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(f"serve_client: no such directory: {directory!r}")
+        return directory
+
+    # -- running ---------------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 8000) -> Any:
+        """Listen on ``host:port`` and return once listening (the asyncio server). The bound
+        port is stored in ``self.port`` (useful with ``port=0``)."""
+        if self.http is not None:
+            raise RuntimeError("the server is already started")
+        from .engine import EngineServer
+        from .http import HttpServer, StaticFile, StaticFiles
+
+        client_directory = self._client_directory()
+        engine = EngineServer(
+            path=self.path,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            max_http_buffer_size=self.max_http_buffer_size,
+            transports=self.transports,
+            allow_upgrades=self.allow_upgrades,
+            cors_allowed_origins=self.cors_allowed_origins,
+            cors_credentials=self.cors_credentials,
+            allow_request=self.allow_request,
+            on_connection=self.handle_engine_session,
+        )
+        http = HttpServer(max_body_size=self.max_http_buffer_size + _BODY_SLACK)
+        # the longest prefix wins, so the client files are found before the engine's path
+        http.mount(self.path + "/", engine.handle_request)
+        if client_directory is not None:
+            for name in CLIENT_FILES:
+                file_path = os.path.join(client_directory, name)
+                if os.path.isfile(file_path):
+                    http.mount(f"{self.path}/{name}", StaticFile(file_path))
+        if self.static_files is not None:
+            http.mount("/", StaticFiles(os.fspath(self.static_files)))
+        self._stopped = asyncio.Event()
+        listener = await http.start(host, port)
+        self.engine = engine
+        self.http = http
+        self._listener = listener
+        self.port = listener.sockets[0].getsockname()[1]
+        return listener
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 8000) -> None:
+        """Start, then wait until the server is closed (``close()``, or the task is cancelled:
+        it closes then)."""
+        await self.start(host, port)
+        stopped = self._stopped
+        assert stopped is not None
+        try:
+            await stopped.wait()
+        finally:
+            await self.close()
+
+    def run(self, host: str = "127.0.0.1", port: int = 8000) -> None:
+        """Serve until interrupted (Ctrl-C or SIGTERM close cleanly), on uvloop when it is
+        installed. Blocks."""
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency where it exists
+            uvloop = None  # type: ignore[assignment]
+        main = self._run_main(host, port)
+        try:
+            if sys.version_info >= (3, 11):
+                loop_factory = uvloop.new_event_loop if uvloop is not None else None
+                with asyncio.Runner(loop_factory=loop_factory) as runner:
+                    runner.run(main)
+            else:  # pragma: no cover - depends on the Python version
+                if uvloop is not None:
+                    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+                asyncio.run(main)
+        except KeyboardInterrupt:
+            pass
+
+    async def _run_main(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGTERM, self._request_stop)
+        except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
+            pass  # not on this platform / not the main thread
+        await self.serve(host, port)
+
+    def _request_stop(self) -> None:
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def close(self) -> None:
+        """Disconnect every socket ("server shutting down"), close the sessions and stop
+        listening."""
+        if self._closing:
+            return
+        self._closing = True
+        try:
+            for client in list(self._clients):
+                client._on_close("server shutting down")
+                client.session.close("server shutting down")
+            self._clients.clear()
+            engine, http = self.engine, self.http
+            self.engine = self.http = self._listener = None
+            if engine is not None:
+                await engine.close()
+            if http is not None:
+                await http.close()
+            for nsp in list(self._namespaces.values()) + self._parent_list:
+                nsp.adapter.close()
+        finally:
+            self._closing = False
+            if self._stopped is not None:
+                self._stopped.set()

@@ -1,0 +1,565 @@
+"""Socket: one client's connection to one namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import Any, Callable
+
+from . import _eager, _impl
+from .adapter import is_writable
+from .broadcast import (
+    RESERVED_EVENTS,
+    BroadcastOperator,
+    Rooms,
+    ack_value,
+    as_rooms,
+    check_event_name,
+    log_exception,
+)
+from .exceptions import AckTimeoutError, DisconnectedError
+
+__all__ = ["Handshake", "Socket", "SocketEmitter"]
+
+_EVENT = _impl.socketio.EVENT
+_ACK = _impl.socketio.ACK
+_CONNECT = _impl.socketio.CONNECT
+_DISCONNECT = _impl.socketio.DISCONNECT
+
+# Socket states. ``connected`` is True in CONNECTED and DISCONNECTING (Node sets it to false only
+# after the "disconnecting" handlers and leaving the rooms).
+CONNECTING, CONNECTED, DISCONNECTING, DISCONNECTED = range(4)
+
+
+def new_socket_id() -> str:
+    """20 URL-safe characters from 15 random bytes, like Node's base64id."""
+    return secrets.token_urlsafe(15)
+
+
+def _http_date(now: float) -> str:
+    # like JavaScript's `new Date().toString()`: "Tue Nov 25 2025 12:06:00 GMT+0000 (UTC)"
+    return time.strftime("%a %b %d %Y %H:%M:%S GMT%z (%Z)", time.localtime(now))
+
+
+class Handshake:
+    """What the client sent when it connected (Node's ``socket.handshake``).
+
+    ``headers`` and ``query`` are the handshake request's own dicts (shared by the client's
+    namespaces: do not change them); ``time`` is derived from ``issued`` when read.
+    """
+
+    __slots__ = ("address", "auth", "headers", "issued", "query", "secure", "url", "xdomain")
+
+    _FIELDS = ("headers", "query", "auth", "address", "time", "issued", "url", "secure", "xdomain")
+
+    def __init__(self, request: Any, auth: dict | None) -> None:
+        headers = getattr(request, "headers", None) or {}
+        client = getattr(request, "client", None)
+        self.headers: dict = headers
+        self.query: dict = getattr(request, "query", None) or {}
+        self.auth: dict = auth if auth is not None else {}
+        self.address: str = client[0] if client else ""
+        self.issued: int = int(time.time() * 1000)
+        self.url: str = getattr(request, "url", "") or ""
+        self.secure: bool = bool(getattr(request, "secure", False))
+        self.xdomain: bool = "origin" in headers
+
+    @property
+    def time(self) -> str:
+        """When the socket connected, like JavaScript's ``new Date().toString()``."""
+        return _http_date(self.issued / 1000)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
+        return f"Handshake({fields})"
+
+
+class _PendingAck:
+    """An ack this server waits for: ``on_ack(args)`` when it comes, ``on_fail(exc)`` (optional)
+    when the socket disconnects or ``timer`` fires first."""
+
+    __slots__ = ("on_ack", "on_fail", "timer")
+
+    def __init__(self, on_ack: Callable, on_fail: Callable | None, timer: Any) -> None:
+        self.on_ack = on_ack
+        self.on_fail = on_fail
+        self.timer = timer
+
+
+class _HandlerDone:
+    """Completion of one event handler call: logs an exception, or answers the client's ack
+    with the handler's return value."""
+
+    __slots__ = ("ack_id", "event", "socket")
+
+    def __init__(self, socket: Socket, event: str, ack_id: int | None) -> None:
+        self.socket = socket
+        self.event = event
+        self.ack_id = ack_id
+
+    def __call__(self, result: Any, exc: BaseException | None) -> None:
+        if exc is not None:
+            if not isinstance(exc, asyncio.CancelledError):
+                self.socket.server.logger.error(
+                    "exception in handler for event %r (namespace %s)",
+                    self.event,
+                    self.socket.nsp.name,
+                    exc_info=exc,
+                )
+            return
+        if self.ack_id is not None:
+            self.socket._send_ack(self.ack_id, result)
+
+
+class Socket:
+    """A client connected to one namespace.
+
+    ``id`` is random per namespace connection (not the Engine.IO session id); ``rooms`` always
+    contains it. ``data`` is free for the application.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_acks",
+        "_any_listeners",
+        "_listeners",
+        "_state",
+        "adapter",
+        "client",
+        "connected",
+        "data",
+        "handshake",
+        "id",
+        "nsp",
+        "server",
+    )
+
+    def __init__(self, nsp: Any, client: Any, auth: dict | None) -> None:
+        self.id: str = new_socket_id()
+        self.nsp = nsp
+        self.server = nsp.server
+        self.client = client
+        self.adapter = nsp.adapter
+        self.handshake = Handshake(client.session.request, auth)
+        self.data: dict = {}
+        self.connected = False
+        self._state = CONNECTING
+        self._acks: dict | None = None
+        self._listeners: dict | None = None
+        self._any_listeners: list | None = None
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.id} nsp={self.nsp.name} connected={self.connected}>"
+
+    # -- what it is connected through ----------------------------------------------------------
+
+    @property
+    def conn(self) -> Any:
+        """The Engine.IO session under this socket."""
+        return self.client.session
+
+    @property
+    def request(self) -> Any:
+        """The HTTP request that opened the Engine.IO session."""
+        return self.client.session.request
+
+    @property
+    def rooms(self) -> set:
+        """The rooms this socket is in (a copy)."""
+        return set(self.adapter.socket_rooms(self.id) or ())
+
+    @property
+    def disconnected(self) -> bool:
+        return not self.connected
+
+    # -- emitting to this client -----------------------------------------------------------------
+
+    def emit(self, event: str, *args: Any, ack: Callable | None = None) -> bool:
+        """Send an event to this client; returns at once. ``ack(*args)`` is called with the
+        client's acknowledgement, if it sends one."""
+        check_event_name(event)
+        return self._emit([event, *args], ack, None, False)
+
+    def send(self, *args: Any, ack: Callable | None = None) -> bool:
+        """``emit("message", *args)``."""
+        return self._emit(["message", *args], ack, None, False)
+
+    write = send
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
+        """Emit and wait for the client's acknowledgement: its argument (None for none, a tuple
+        for several). Raises AckTimeoutError after ``timeout`` seconds, DisconnectedError if the
+        socket disconnects first."""
+        check_event_name(event)
+        return await self._emit_with_ack([event, *args], timeout, False)
+
+    def _emit(
+        self, data: list, ack: Callable | None, timeout: float | None, volatile: bool
+    ) -> bool:
+        if self._state >= DISCONNECTED:
+            return False
+        session = self.client.session
+        if volatile and not is_writable(session):
+            return True
+        ack_id = None
+        if ack is not None:
+            ack_id = self.nsp._next_ack_id()
+            if timeout is None:
+                self._add_ack(ack_id, _CallbackAck(ack).on_ack)
+            else:
+                with_error = _CallbackAck(ack, with_error=True)
+                self._add_ack(ack_id, with_error.on_ack, with_error.on_fail, timeout)
+        self.client._send(_impl.socketio.encode_packet(_EVENT, self.nsp.name, data, ack_id))
+        return True
+
+    async def _emit_with_ack(self, data: list, timeout: float | None, volatile: bool) -> Any:
+        if self._state >= DISCONNECTED:
+            raise DisconnectedError()
+        future = asyncio.get_running_loop().create_future()
+
+        def on_ack(args: list) -> None:
+            if not future.done():
+                future.set_result(ack_value(args))
+
+        def on_fail(exc: BaseException) -> None:
+            if not future.done():
+                future.set_exception(exc)
+
+        ack_id = self.nsp._next_ack_id()
+        self._add_ack(ack_id, on_ack, on_fail, timeout)
+        if not volatile or is_writable(self.client.session):
+            self.client._send(_impl.socketio.encode_packet(_EVENT, self.nsp.name, data, ack_id))
+        try:
+            return await future
+        finally:
+            self._cancel_ack(ack_id)
+
+    # -- acks ------------------------------------------------------------------------------------
+
+    def _add_ack(
+        self,
+        ack_id: int,
+        on_ack: Callable[[list], None],
+        on_fail: Callable[[BaseException], None] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        timer = None
+        if timeout is not None:
+            timer = asyncio.get_running_loop().call_later(timeout, self._ack_timed_out, ack_id)
+        if self._acks is None:
+            self._acks = {}
+        self._acks[ack_id] = _PendingAck(on_ack, on_fail, timer)
+
+    def _cancel_ack(self, ack_id: int) -> None:
+        acks = self._acks
+        if acks:
+            pending = acks.pop(ack_id, None)
+            if pending is not None and pending.timer is not None:
+                pending.timer.cancel()
+
+    def _ack_timed_out(self, ack_id: int) -> None:
+        acks = self._acks
+        pending = acks.pop(ack_id, None) if acks else None
+        if pending is not None and pending.on_fail is not None:
+            pending.on_fail(AckTimeoutError())
+
+    def _on_ack(self, packet: Any) -> None:
+        acks = self._acks
+        pending = acks.pop(packet.id, None) if acks else None
+        if pending is None:
+            return  # unknown, late (timed out) or repeated ack: ignored, as Node does
+        if pending.timer is not None:
+            pending.timer.cancel()
+        try:
+            pending.on_ack(packet.data)
+        except Exception:
+            self.server.logger.exception("exception in ack callback")
+
+    def _fail_acks(self) -> None:
+        acks = self._acks
+        if not acks:
+            return
+        self._acks = None
+        for pending in acks.values():
+            if pending.timer is not None:
+                pending.timer.cancel()
+            if pending.on_fail is not None:
+                try:
+                    pending.on_fail(DisconnectedError())
+                except Exception:
+                    self.server.logger.exception("exception in ack callback")
+
+    def _send_ack(self, ack_id: int, result: Any) -> None:
+        if self._state >= DISCONNECTED:
+            return
+        if result is None:
+            args: Any = []
+        elif type(result) is tuple:
+            args = list(result)
+        else:
+            args = [result]
+        self.client._send(_impl.socketio.encode_packet(_ACK, self.nsp.name, args, ack_id))
+
+    # -- events from this client -----------------------------------------------------------------
+
+    def _on_event(self, packet: Any) -> None:
+        data = packet.data
+        event = data[0]
+        if event in RESERVED_EVENTS:
+            return  # "connection" (the others the decoder refuses): not the client's to send
+        args = data[1:]
+        ack_id = packet.id
+        any_listeners = self._any_listeners
+        if any_listeners:
+            for listener in tuple(any_listeners):
+                _eager.call(listener, (event, *args), _HandlerDone(self, event, None))
+        handlers = self.nsp._handlers.get(event)
+        if handlers:
+            for handler in handlers:
+                _eager.call(handler, (self, *args), _HandlerDone(self, event, ack_id))
+                ack_id = None  # the first handler answers the ack
+        listeners = self._listeners.get(event) if self._listeners else None
+        if listeners:
+            for listener in self._take_listeners(event, listeners):
+                _eager.call(listener, tuple(args), _HandlerDone(self, event, ack_id))
+                ack_id = None
+
+    def _take_listeners(self, event: str, listeners: list) -> list:
+        """The functions to call for ``event``; ``once`` ones are removed here."""
+        if not any(once for _, once in listeners):
+            return [fn for fn, _ in listeners]
+        keep = [(fn, once) for fn, once in listeners if not once]
+        if keep:
+            self._listeners[event] = keep  # type: ignore[index]
+        else:
+            del self._listeners[event]  # type: ignore[union-attr]
+        return [fn for fn, _ in listeners]
+
+    # -- per-socket listeners (Node's socket.on) -------------------------------------------------
+
+    def on(self, event: str, handler: Callable | None = None) -> Any:
+        """Call ``handler(*args)`` for ``event`` from this client (also ``"disconnect"`` and
+        ``"disconnecting"``, with the reason). Its return value answers the client's ack when no
+        namespace-level handler did. Usable as a decorator."""
+        if handler is None:
+            return lambda fn: self.on(event, fn)
+        self._add_listener(event, handler, False)
+        return handler
+
+    def once(self, event: str, handler: Callable | None = None) -> Any:
+        """``on``, for the next occurrence only."""
+        if handler is None:
+            return lambda fn: self.once(event, fn)
+        self._add_listener(event, handler, True)
+        return handler
+
+    def off(self, event: str | None = None, handler: Callable | None = None) -> Socket:
+        """Remove ``handler`` for ``event``; all of ``event``'s without ``handler``; all without
+        arguments."""
+        listeners = self._listeners
+        if not listeners:
+            return self
+        if event is None:
+            self._listeners = None
+        elif handler is None:
+            listeners.pop(event, None)
+        elif event in listeners:
+            keep = [(fn, once) for fn, once in listeners[event] if fn is not handler]
+            if keep:
+                listeners[event] = keep
+            else:
+                del listeners[event]
+        return self
+
+    remove_listener = off
+
+    def on_any(self, handler: Callable) -> Callable:
+        """Call ``handler(event, *args)`` for every event from this client (before the event's
+        own handlers)."""
+        if self._any_listeners is None:
+            self._any_listeners = []
+        self._any_listeners.append(handler)
+        return handler
+
+    def off_any(self, handler: Callable | None = None) -> Socket:
+        if handler is None:
+            self._any_listeners = None
+        elif self._any_listeners:
+            self._any_listeners = [fn for fn in self._any_listeners if fn is not handler]
+        return self
+
+    def _add_listener(self, event: str, handler: Callable, once: bool) -> None:
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, not {type(handler).__name__}")
+        if self._listeners is None:
+            self._listeners = {}
+        self._listeners.setdefault(event, []).append((handler, once))
+
+    def _fire(self, event: str, reason: str) -> None:
+        """Lifecycle handlers ("disconnecting", "disconnect"): namespace ones, then this
+        socket's own."""
+        for handler in self.nsp._handlers.get(event, ()):
+            _eager.call(handler, (self, reason), _HandlerDone(self, event, None))
+        listeners = self._listeners.get(event) if self._listeners else None
+        if listeners:
+            for listener in self._take_listeners(event, listeners):
+                _eager.call(listener, (reason,), _HandlerDone(self, event, None))
+
+    # -- rooms -----------------------------------------------------------------------------------
+
+    def join(self, rooms: Rooms) -> None:
+        """Join a room or several (an iterable of names)."""
+        self.adapter.add_all(self.id, as_rooms(rooms))
+
+    def leave(self, room: str) -> None:
+        """Leave a room."""
+        self.adapter.delete(self.id, room)
+
+    # -- broadcasting from this socket (the sender is left out) ---------------------------------
+
+    def _operator(self) -> BroadcastOperator:
+        return BroadcastOperator(self.nsp, except_rooms=frozenset((self.id,)))
+
+    def to(self, rooms: Rooms) -> BroadcastOperator:
+        """Emit to ``rooms``, leaving this socket out."""
+        return self._operator().to(rooms)
+
+    in_ = to
+
+    def except_(self, rooms: Rooms) -> BroadcastOperator:
+        """Emit to everyone but ``rooms`` and this socket."""
+        return self._operator().except_(rooms)
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        """Emit to everyone in the namespace but this socket."""
+        return self._operator()
+
+    # -- flags for the next emit -----------------------------------------------------------------
+
+    @property
+    def volatile(self) -> SocketEmitter:
+        """The next emit may be dropped if the client is not ready to receive it."""
+        return SocketEmitter(self, None, True)
+
+    def timeout(self, seconds: float) -> SocketEmitter:
+        """The next emit's ack callback gets ``(err, *args)``; ``err`` is an AckTimeoutError if
+        no ack came within ``seconds``, else None."""
+        return SocketEmitter(self, seconds, False)
+
+    def compress(self, compress: bool = True) -> Socket:
+        """Accepted for compatibility with Node's API; per-message compression is not used."""
+        return self
+
+    # -- connecting and disconnecting ------------------------------------------------------------
+
+    def _on_connect(self) -> None:
+        self._state = CONNECTED
+        self.connected = True
+        self.adapter.add_all(self.id, (self.id,))
+        self.client._send(_impl.socketio.encode_packet(_CONNECT, self.nsp.name, {"sid": self.id}))
+
+    def disconnect(self, close: bool = False) -> Socket:
+        """Disconnect from this namespace (the client is told; reason "server namespace
+        disconnect"). ``close=True`` closes the whole Engine.IO session."""
+        if self._state != CONNECTED:
+            return self
+        if close:
+            self.client._disconnect_all()
+        else:
+            self.client._send(_impl.socketio.encode_packet(_DISCONNECT, self.nsp.name))
+            self._on_close("server namespace disconnect")
+        return self
+
+    def _on_close(self, reason: str) -> None:
+        state = self._state
+        if state != CONNECTED:
+            if state == CONNECTING:
+                # middleware still running: it will not connect; forget rooms joined meanwhile
+                self._state = DISCONNECTED
+                self.adapter.del_all(self.id)
+                self._fail_acks()
+            return
+        self._state = DISCONNECTING
+        self._fire("disconnecting", reason)
+        self.adapter.del_all(self.id)
+        self.nsp._remove(self)
+        self.client._remove(self)
+        self.connected = False
+        self._state = DISCONNECTED
+        self._fail_acks()
+        self._fire("disconnect", reason)
+
+
+class _CallbackAck:
+    """Ack callback of ``emit(..., ack=cb)``: ``cb(*args)``; with a timeout ``cb(None, *args)``
+    or ``cb(err)``."""
+
+    __slots__ = ("callback", "with_error")
+
+    def __init__(self, callback: Callable, with_error: bool = False) -> None:
+        self.callback = callback
+        self.with_error = with_error
+
+    def on_ack(self, args: list) -> None:
+        if self.with_error:
+            _eager.call(self.callback, (None, *args), log_exception)
+        else:
+            _eager.call(self.callback, tuple(args), log_exception)
+
+    def on_fail(self, exc: BaseException) -> None:
+        _eager.call(self.callback, (exc,), log_exception)
+
+
+class SocketEmitter:
+    """``socket.timeout(s)`` / ``socket.volatile``: flags for the next emit to one socket."""
+
+    __slots__ = ("_socket", "_timeout", "_volatile")
+
+    def __init__(self, socket: Socket, timeout: float | None, volatile: bool) -> None:
+        self._socket = socket
+        self._timeout = timeout
+        self._volatile = volatile
+
+    def timeout(self, seconds: float) -> SocketEmitter:
+        return SocketEmitter(self._socket, seconds, self._volatile)
+
+    @property
+    def volatile(self) -> SocketEmitter:
+        return SocketEmitter(self._socket, self._timeout, True)
+
+    def emit(self, event: str, *args: Any, ack: Callable | None = None) -> bool:
+        check_event_name(event)
+        return self._socket._emit([event, *args], ack, self._timeout, self._volatile)
+
+    def send(self, *args: Any, ack: Callable | None = None) -> bool:
+        return self._socket._emit(["message", *args], ack, self._timeout, self._volatile)
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
+        check_event_name(event)
+        if timeout is None:
+            timeout = self._timeout
+        return await self._socket._emit_with_ack([event, *args], timeout, self._volatile)
+
+    # broadcasting with these flags, the sender left out
+    def _operator(self) -> BroadcastOperator:
+        socket = self._socket
+        return BroadcastOperator(
+            socket.nsp,
+            except_rooms=frozenset((socket.id,)),
+            volatile=self._volatile,
+            timeout=self._timeout,
+        )
+
+    def to(self, rooms: Rooms) -> BroadcastOperator:
+        return self._operator().to(rooms)
+
+    in_ = to
+
+    def except_(self, rooms: Rooms) -> BroadcastOperator:
+        return self._operator().except_(rooms)
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        return self._operator()
