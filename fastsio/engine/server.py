@@ -116,16 +116,16 @@ class EngineServer:
         if query.get("EIO") != "4":
             self._send_error(request, 400, UNSUPPORTED_PROTOCOL_VERSION)
             return
-        if transport == "websocket" and not request.is_websocket:
-            self._send_error(request, 400, BAD_REQUEST)
-            return
+        # The order of the checks is Node's: an unknown sid is reported before a websocket
+        # request that does not upgrade.
         sid = query.get("sid")
-        if sid is None:
-            self._handshake_request(request, transport)
-            return
-        session = self.sessions.get(sid)
-        if session is None:
+        session = self.sessions.get(sid) if sid is not None else None
+        if sid is not None and session is None:
             self._send_error(request, 400, SESSION_ID_UNKNOWN)
+        elif transport == "websocket" and not request.is_websocket:
+            self._send_error(request, 400, BAD_REQUEST)
+        elif session is None:
+            self._handshake_request(request, transport)
         elif transport == "websocket":
             if not (self.allow_upgrades and session.start_upgrade(request)):
                 self._send_error(request, 400, BAD_REQUEST)

@@ -127,7 +127,6 @@ class EngineSession:
         "_flush_handle",
         "_ping_handle",
         "_pong_handle",
-        "_draining",
         "__weakref__",
     )
 
@@ -148,7 +147,6 @@ class EngineSession:
         self._flush_handle: Any = None
         self._ping_handle: Any = None
         self._pong_handle: Any = None
-        self._draining = False
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -195,7 +193,9 @@ class EngineSession:
         return len(self._poll_buffer)
 
     def _check_backpressure(self, ws: Any) -> None:
-        if ws.write_buffer_size() > MAX_WRITE_BUFFER:
+        # writing_paused is the transport's high-water mark signal: a flag read, where asking
+        # for the buffer size on every send cost 12% of the echo profile.
+        if ws.writing_paused and ws.write_buffer_size() > MAX_WRITE_BUFFER:
             logger.warning("session %s: peer does not read, closing", self.sid)
             self._close("transport error", notify_peer=False)
             ws.close(1008, "write buffer overflow")
@@ -227,8 +227,6 @@ class EngineSession:
         packets = self._poll_buffer
         self._poll_buffer = []
         self._respond_poll(request, _impl.engineio.encode_payload(packets))
-        if self._draining:
-            self.server._forget(self)
 
     def _respond_poll(self, request: Request, body: str) -> None:
         request.on_close = None
@@ -247,8 +245,6 @@ class EngineSession:
             packets = self._poll_buffer
             self._poll_buffer = []
             self._respond_poll(request, _impl.engineio.encode_payload(packets))
-            if self._draining:
-                self.server._forget(self)
             return
         if self.closed:
             self._respond_poll(request, _CLOSE)
@@ -262,9 +258,10 @@ class EngineSession:
         request.on_close = self._poll_aborted
 
     def _poll_aborted(self) -> None:
-        # The client went away with a GET pending (tab closed): that ends the session (as Node).
+        # The client went away with a GET pending (tab closed): that ends the session, with the
+        # reason Node's engine.io gives ("poll connection closed prematurely" is an error).
         self._poll_request = None
-        self._transport_closed("transport close")
+        self._transport_closed("transport error")
 
     def handle_post(self, request: Request) -> None:
         """A POST: one or more packets from the client; answered with ``ok``."""
@@ -447,12 +444,16 @@ class EngineSession:
                 self._respond_poll(request, _CLOSE)
             self.server._forget(self)
             return
-        # Tell the polling client: what is queued (e.g. a Socket.IO DISCONNECT) and then a close
-        # packet go out on the pending GET, or on the next one if none is pending.
-        self._poll_buffer.append(_CLOSE)
+        # Tell the polling client: what is queued (e.g. Socket.IO DISCONNECT packets) leaves
+        # first, and the close packet in a later response, as Node does. socket.io-client handles
+        # decoded packets on the next tick, so a close packet in the same payload would overtake
+        # a DISCONNECT and the client would report "transport close" and reconnect.
         if request is not None:
-            self._flush_polling()
-            self.server._forget(self)
-        else:
-            self._draining = True
-            self._loop.call_later(self.server.ping_timeout, self.server._forget, self)
+            if self._poll_buffer:
+                self._flush_polling()
+            else:
+                self._poll_request = None
+                self._respond_poll(request, _CLOSE)
+                self.server._forget(self)
+                return
+        self._loop.call_later(self.server.ping_timeout, self.server._forget, self)

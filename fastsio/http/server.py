@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from .protocol import HttpProtocol
 from .request import Request
-from .websocket import WebSocketConnection
+from .websocket import TickWriter, WebSocketConnection
 
 logger = logging.getLogger("fastsio.http")
 
@@ -53,6 +53,8 @@ class HttpServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed: asyncio.Event | None = None
+        # Corks WebSocket frames written outside a connection's own data_received (set by start).
+        self.tick_writer: TickWriter | None = None
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -103,6 +105,7 @@ class HttpServer:
         ``server.sockets[0].getsockname()`` tells the port when ``port`` was 0."""
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self.tick_writer = TickWriter(loop)
 
         def factory() -> HttpProtocol:
             return HttpProtocol(self, loop)
