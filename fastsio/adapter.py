@@ -99,9 +99,14 @@ def is_writable(session: Any) -> bool:
 def prepare_packets(parts: Sequence[Any]) -> tuple:
     """Encoded Socket.IO packet parts -> (Engine.IO packets, WebSocket frames), built once."""
     websocket = _impl.websocket
-    text = "4" + parts[0]
-    packets: list[Any] = [text]
-    frames: list[bytes] = [websocket.build_text_frame(text)]
+    first = parts[0]
+    if type(first) is str:
+        text = "4" + first
+        packets: list[Any] = [text]
+        frames: list[bytes] = [websocket.build_text_frame(text)]
+    else:  # a binary parser's packet (msgpack): one binary message
+        packets = [first]
+        frames = [websocket.build_frame(websocket.OP_BINARY, first)]
     for attachment in parts[1:]:
         packets.append(attachment)
         frames.append(websocket.build_frame(websocket.OP_BINARY, attachment))
@@ -228,7 +233,7 @@ class InMemoryAdapter:
         sockets = self._select(opts)
         if not sockets:
             return
-        parts = _impl.socketio.encode_packet(packet.type, self.nsp.name, packet.data, packet.id)
+        parts = self.nsp.server._encode(packet.type, self.nsp.name, packet.data, packet.id)
         packets, frames = prepare_packets(parts)
         sessions = [socket.client.session for socket in sockets]
         if opts.volatile:
@@ -259,7 +264,7 @@ class InMemoryAdapter:
         client_count_callback(len(sockets))
         if not sockets:
             return
-        parts = _impl.socketio.encode_packet(packet.type, self.nsp.name, packet.data, packet.id)
+        parts = self.nsp.server._encode(packet.type, self.nsp.name, packet.data, packet.id)
         packets, frames = prepare_packets(parts)
         fanout([socket.client.session for socket in sockets], packets, frames)
 

@@ -1,9 +1,18 @@
-"""Client: one per Engine.IO session; multiplexes its namespaces, reassembles binary packets."""
+"""Client: one per Engine.IO session; multiplexes its namespaces, reassembles binary packets.
+
+Socket.IO v2 clients (Engine.IO v3 sessions, ``Server(allow_eio3=True)``) speak protocol v4, which
+differs from v5 only in connecting: "/" is connected without a CONNECT packet (the server does it
+when the session opens), a CONNECT for another namespace carries the client's query in the
+namespace string (``/admin?token=x``), the server's CONNECT answer has no payload (the client makes
+its socket id itself, ``nsp#sid``), and CONNECT_ERROR carries a plain string. Events, acks and
+binary attachments are the same, so one encoded broadcast serves both kinds of clients.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import parse_qsl
 
 from . import _eager, _impl
 from .protocol.errors import ProtocolError
@@ -35,6 +44,8 @@ class Client:
         "_connecting",
         "closed",
         "decoder",
+        "encode",
+        "protocol",
         "server",
         "session",
         "sockets",
@@ -43,7 +54,15 @@ class Client:
     def __init__(self, server: Any, session: Any) -> None:
         self.server = server
         self.session = session
-        self.decoder = _sio.PacketDecoder()
+        #: the Engine.IO protocol revision of the session: 4, or 3 for a Socket.IO v2 client
+        self.protocol: int = getattr(session, "protocol", 4)
+        #: the server's parser: ``encode(type, nsp, data, ack_id) -> parts`` and a decoder
+        if self.protocol == 3:
+            self.encode = server._encode3
+            self.decoder = server._parser3.decoder()
+        else:
+            self.encode = server._encode
+            self.decoder = server.parser.decoder()
         self.sockets: dict = {}
         self.closed = False
         # namespace name -> Socket whose middleware runs (or _PENDING during a dynamic check)
@@ -68,7 +87,7 @@ class Client:
             return
         try:
             packet = self.decoder.feed(data)
-        except (ProtocolError, TypeError) as exc:
+        except (ProtocolError, TypeError, ValueError) as exc:
             self.server.logger.info(
                 "session %s: invalid Socket.IO packet (%s); closing it",
                 getattr(self.session, "sid", "?"),
@@ -89,7 +108,12 @@ class Client:
             if socket is not None:
                 socket._on_ack(packet)
         elif kind == _CONNECT:
-            self._connect(packet.nsp, packet.data)
+            if self.protocol == 3:
+                # v2: "/admin?token=x" -> namespace "/admin", auth {"token": "x"} (as Node)
+                name, _, query = packet.nsp.partition("?")
+                self._connect(name, dict(parse_qsl(query, keep_blank_values=True)))
+            else:
+                self._connect(packet.nsp, packet.data)
         elif kind == _DISCONNECT:
             socket = self.sockets.get(packet.nsp)
             if socket is None:
@@ -116,7 +140,7 @@ class Client:
         parents = self.server._parent_list
         if index >= len(parents):
             self._connecting.pop(name, None)
-            self._send(_sio.encode_packet(_CONNECT_ERROR, name, {"message": "Invalid namespace"}))
+            self._send_connect_error(name, {"message": "Invalid namespace"})
             return
         parent = parents[index]
         self._connecting[name] = _PENDING
@@ -163,7 +187,26 @@ class Client:
             )
             self.close()
 
+    def _eio3_socket_id(self, name: str) -> str:
+        """The socket id a Socket.IO v2 client computes itself (Node's, for protocol 3)."""
+        sid = self.session.sid
+        return sid if name == "/" else f"{name}#{sid}"
+
     # -- outgoing --------------------------------------------------------------------------------
+
+    def _send_connect(self, socket: Any) -> None:
+        """The server's CONNECT: ``{"sid": id}`` in v5; nothing in v4 (v2 clients)."""
+        data = None if self.protocol == 3 else {"sid": socket.id}
+        self._send(self.encode(_CONNECT, socket.nsp.name, data, None))
+
+    def _send_connect_error(self, name: str, payload: dict) -> None:
+        """CONNECT_ERROR ``{"message": ..., "data": ...}``; a v2 client gets a plain value instead:
+        ``data`` if truthy (in JavaScript's sense), else the message, as Node does."""
+        if self.protocol == 3:
+            data = payload.get("data")
+            truthy = data is not None and data is not False and data != 0 and data != ""
+            payload = data if truthy else payload.get("message", "")
+        self._send(self.encode(_CONNECT_ERROR, name, payload, None))
 
     def _send(self, parts: list) -> None:
         """Send an encoded Socket.IO packet (text, then its binary attachments)."""
@@ -206,5 +249,7 @@ class Client:
                 socket._on_close(reason)
         for socket in list(self.sockets.values()):
             socket._on_close(reason)
-        self.decoder.reset()
+        reset = getattr(self.decoder, "reset", None)
+        if reset is not None:
+            reset()
         self.server._clients.discard(self)

@@ -14,7 +14,6 @@ from .socket import CONNECTING, DISCONNECTED, Socket
 __all__ = ["Namespace", "ParentNamespace"]
 
 _EVENT = _impl.socketio.EVENT
-_CONNECT_ERROR = _impl.socketio.CONNECT_ERROR
 
 
 class Namespace:
@@ -198,7 +197,7 @@ class Namespace:
                 "middleware of namespace %s refused a connection", self.name, exc_info=exc
             )
             payload = {"message": str(exc) or type(exc).__name__}
-        socket.client._send(_impl.socketio.encode_packet(_CONNECT_ERROR, self.name, payload))
+        socket.client._send_connect_error(self.name, payload)
 
     def _do_connect(self, socket: Socket) -> None:
         client = socket.client

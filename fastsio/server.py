@@ -17,6 +17,7 @@ from .adapter import InMemoryAdapter
 from .broadcast import BroadcastOperator, Rooms
 from .client import Client
 from .namespace import Namespace, ParentNamespace
+from .parser import encoder_of, resolve_parser
 
 __all__ = ["Server"]
 
@@ -60,6 +61,10 @@ class Server:
     True to look for ``node_modules/socket.io-client/dist`` from the current directory upward;
     the files are served at ``{path}/socket.io.js`` etc. ``static_files``: a directory served
     at ``/``.
+    ``allow_eio3``: also accept socket.io-client 2.x (Engine.IO v3, Socket.IO protocol v4), as
+    Node's ``allowEIO3``; off by default (those clients get "Unsupported protocol version").
+    ``parser``: ``"json"`` (default), ``"msgpack"`` (the npm ``socket.io-msgpack-parser``) or a
+    parser object (see :mod:`fastsio.parser`).
     """
 
     def __init__(
@@ -79,6 +84,8 @@ class Server:
         static_files: None | str | os.PathLike = None,
         adapter: Callable[[Namespace], Any] = InMemoryAdapter,
         logger: logging.Logger | None = None,
+        allow_eio3: bool = False,
+        parser: Any = "json",
     ) -> None:
         self.path = "/" + path.strip("/")
         self.cors_allowed_origins = cors_allowed_origins
@@ -96,6 +103,16 @@ class Server:
         self.static_files = static_files
         self.adapter_class = adapter
         self.logger = logger if logger is not None else logging.getLogger("fastsio")
+        self.allow_eio3 = bool(allow_eio3)
+        #: the packet parser (server-wide, as in Node) and its (type, nsp, data, id) encoder;
+        #: Socket.IO v2 clients get its ``for_eio3()`` variant where it has one
+        self.parser = resolve_parser(parser)
+        self._encode: Callable[..., list] = encoder_of(self.parser)
+        for_eio3 = getattr(self.parser, "for_eio3", None)
+        self._parser3 = for_eio3() if for_eio3 is not None else self.parser
+        self._encode3: Callable[..., list] = (
+            encoder_of(self._parser3) if self._parser3 is not self.parser else self._encode
+        )
 
         #: the EngineServer and HttpServer, while started
         self.engine: Any = None
@@ -225,6 +242,9 @@ class Server:
         """Take a new Engine.IO session (the EngineServer's ``on_connection``)."""
         client = Client(self, session)
         self._clients.add(client)
+        if client.protocol == 3:
+            # Socket.IO v2 clients are connected to "/" without asking (Node's allowEIO3 does so)
+            client._connect("/", {})
         return client
 
     def _client_directory(self) -> str | None:
@@ -270,6 +290,7 @@ class Server:
             cors_credentials=self.cors_credentials,
             allow_request=self.allow_request,
             on_connection=self.handle_engine_session,
+            allow_eio3=self.allow_eio3,
         )
         http = HttpServer(max_body_size=self.max_http_buffer_size + _BODY_SLACK)
         # the longest prefix wins, so the client files are found before the engine's path

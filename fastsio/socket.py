@@ -24,7 +24,6 @@ __all__ = ["Handshake", "Socket", "SocketEmitter"]
 
 _EVENT = _impl.socketio.EVENT
 _ACK = _impl.socketio.ACK
-_CONNECT = _impl.socketio.CONNECT
 _DISCONNECT = _impl.socketio.DISCONNECT
 
 # Socket states. ``connected`` is True in CONNECTED and DISCONNECTING (Node sets it to false only
@@ -136,12 +135,18 @@ class Socket:
     )
 
     def __init__(self, nsp: Any, client: Any, auth: dict | None) -> None:
-        self.id: str = new_socket_id()
+        eio3 = client.protocol == 3
+        # a Socket.IO v2 client derives its socket id from the Engine.IO sid: keep them equal
+        self.id: str = client._eio3_socket_id(nsp.name) if eio3 else new_socket_id()
         self.nsp = nsp
         self.server = nsp.server
         self.client = client
         self.adapter = nsp.adapter
         self.handshake = Handshake(client.session.request, auth)
+        if eio3 and auth:
+            # a v2 client's namespace query ("/admin?token=x"): in handshake.query too, the
+            # request's own values first, as socket.io 2.x servers did
+            self.handshake.query = {**auth, **self.handshake.query}
         self.data: dict = {}
         self.connected = False
         self._state = CONNECTING
@@ -210,7 +215,8 @@ class Socket:
             else:
                 with_error = _CallbackAck(ack, with_error=True)
                 self._add_ack(ack_id, with_error.on_ack, with_error.on_fail, timeout)
-        self.client._send(_impl.socketio.encode_packet(_EVENT, self.nsp.name, data, ack_id))
+        client = self.client
+        client._send(client.encode(_EVENT, self.nsp.name, data, ack_id))
         return True
 
     async def _emit_with_ack(self, data: list, timeout: float | None, volatile: bool) -> Any:
@@ -228,8 +234,9 @@ class Socket:
 
         ack_id = self.nsp._next_ack_id()
         self._add_ack(ack_id, on_ack, on_fail, timeout)
-        if not volatile or is_writable(self.client.session):
-            self.client._send(_impl.socketio.encode_packet(_EVENT, self.nsp.name, data, ack_id))
+        client = self.client
+        if not volatile or is_writable(client.session):
+            client._send(client.encode(_EVENT, self.nsp.name, data, ack_id))
         try:
             return await future
         finally:
@@ -299,7 +306,8 @@ class Socket:
             args = list(result)
         else:
             args = [result]
-        self.client._send(_impl.socketio.encode_packet(_ACK, self.nsp.name, args, ack_id))
+        client = self.client
+        client._send(client.encode(_ACK, self.nsp.name, args, ack_id))
 
     # -- events from this client -----------------------------------------------------------------
 
@@ -458,7 +466,7 @@ class Socket:
         self._state = CONNECTED
         self.connected = True
         self.adapter.add_all(self.id, (self.id,))
-        self.client._send(_impl.socketio.encode_packet(_CONNECT, self.nsp.name, {"sid": self.id}))
+        self.client._send_connect(self)
 
     def disconnect(self, close: bool = False) -> Socket:
         """Disconnect from this namespace (the client is told; reason "server namespace
@@ -468,7 +476,8 @@ class Socket:
         if close:
             self.client._disconnect_all()
         else:
-            self.client._send(_impl.socketio.encode_packet(_DISCONNECT, self.nsp.name))
+            client = self.client
+            client._send(client.encode(_DISCONNECT, self.nsp.name, None, None))
             self._on_close("server namespace disconnect")
         return self
 

@@ -1,4 +1,5 @@
-"""Engine.IO v4 server: sessions over HTTP long-polling and WebSocket, upgrade, heartbeats.
+"""Engine.IO v4 server: sessions over HTTP long-polling and WebSocket, upgrade, heartbeats; and
+Engine.IO v3 (socket.io-client 2.x) with ``allow_eio3=True``.
 
 Usable on its own, as Node's ``engine.io`` package is::
 
@@ -8,5 +9,6 @@ Usable on its own, as Node's ``engine.io`` package is::
 
 from .server import EngineServer
 from .session import EngineSession
+from .session3 import EngineSession3
 
-__all__ = ["EngineServer", "EngineSession"]
+__all__ = ["EngineServer", "EngineSession", "EngineSession3"]

@@ -1,4 +1,5 @@
-"""EngineServer: the HTTP entry point of Engine.IO v4 (handshake, routing to sessions, errors).
+"""EngineServer: the HTTP entry point of Engine.IO v4 (handshake, routing to sessions, errors), and
+of Engine.IO v3 too when ``allow_eio3`` is on (socket.io-client 2.x; see ``session3.py``).
 
 Error answers follow the spec's JSON (engine.io-protocol v4): ``{"code": 0, "message": "Transport
 unknown"}``, 1 Session ID unknown, 2 Bad handshake method, 3 Bad request, 4 Forbidden,
@@ -11,12 +12,14 @@ import asyncio
 import inspect
 import logging
 import secrets
-from typing import Any, Callable, Iterable
+from collections.abc import Iterable
+from typing import Any, Callable
 
 import orjson
 
 from ..http.cors import cors_headers, origin_allowed, preflight_headers
 from .session import EngineSession
+from .session3 import EngineSession3
 
 logger = logging.getLogger("fastsio.engine")
 
@@ -72,6 +75,7 @@ class EngineServer:
         cors_credentials: bool = True,
         allow_request: Callable[[Any], Any] | None = None,
         on_connection: Callable[[EngineSession], None] | None = None,
+        allow_eio3: bool = False,
     ) -> None:
         transports = tuple(transports)
         for name in transports:
@@ -90,6 +94,7 @@ class EngineServer:
         self.cors_allowed_origins = cors_allowed_origins
         self.cors_credentials = cors_credentials
         self.allow_request = allow_request
+        self.allow_eio3 = bool(allow_eio3)
         self.on_connection = on_connection or _ignore_connection
         self.sessions: dict[str, EngineSession] = {}
         self._http: Any = None
@@ -100,10 +105,13 @@ class EngineServer:
 
     def handle_request(self, request: Any) -> None:
         origin = request.headers.get("origin")
-        if origin is not None and self.cors_allowed_origins is not None:
-            if not origin_allowed(origin, self.cors_allowed_origins):
-                self._send_error(request, 403, FORBIDDEN, "Forbidden")
-                return
+        if (
+            origin is not None
+            and self.cors_allowed_origins is not None
+            and not origin_allowed(origin, self.cors_allowed_origins)
+        ):
+            self._send_error(request, 403, FORBIDDEN, "Forbidden")
+            return
         if request.method == "OPTIONS":
             headers = preflight_headers(request, self.cors_allowed_origins, self.cors_credentials)
             request.respond(204, headers, b"")
@@ -113,7 +121,18 @@ class EngineServer:
         if transport not in self.transports:
             self._send_error(request, 400, TRANSPORT_UNKNOWN)
             return
-        if query.get("EIO") != "4":
+        eio = query.get("EIO")
+        if eio == "4":
+            protocol = 4
+        elif eio == "3" and self.allow_eio3:
+            protocol = 3
+            if "j" in query:
+                # JSONP polling (socket.io-client 2.x where XMLHttpRequest is missing, or with
+                # forceJSONP) is not implemented: say so instead of answering in a format the
+                # client cannot read
+                self._send_error(request, 400, TRANSPORT_UNKNOWN)
+                return
+        else:
             self._send_error(request, 400, UNSUPPORTED_PROTOCOL_VERSION)
             return
         # The order of the checks is Node's: an unknown sid is reported before a websocket
@@ -125,7 +144,10 @@ class EngineServer:
         elif transport == "websocket" and not request.is_websocket:
             self._send_error(request, 400, BAD_REQUEST)
         elif session is None:
-            self._handshake_request(request, transport)
+            self._handshake_request(request, transport, protocol)
+        elif session.protocol != protocol:
+            # a request of another protocol revision than the handshake's (Node: PROTOCOL_MISMATCH)
+            self._send_error(request, 400, BAD_REQUEST)
         elif transport == "websocket":
             if not (self.allow_upgrades and session.start_upgrade(request)):
                 self._send_error(request, 400, BAD_REQUEST)
@@ -140,12 +162,12 @@ class EngineServer:
 
     # -- handshake ----------------------------------------------------------------------------
 
-    def _handshake_request(self, request: Any, transport: str) -> None:
+    def _handshake_request(self, request: Any, transport: str, protocol: int = 4) -> None:
         if request.method != "GET":
             self._send_error(request, 400, BAD_HANDSHAKE_METHOD)
             return
         if self.allow_request is None:
-            self._open_session(request, transport)
+            self._open_session(request, transport, protocol)
             return
         try:
             verdict = self.allow_request(request)
@@ -153,13 +175,15 @@ class EngineServer:
             logger.exception("allow_request raised; refusing the connection")
             verdict = False
         if inspect.isawaitable(verdict):
-            asyncio.ensure_future(self._handshake_after(verdict, request, transport))
+            asyncio.ensure_future(self._handshake_after(verdict, request, transport, protocol))
         elif verdict:
-            self._open_session(request, transport)
+            self._open_session(request, transport, protocol)
         else:
             self._send_error(request, 403, FORBIDDEN)
 
-    async def _handshake_after(self, verdict: Any, request: Any, transport: str) -> None:
+    async def _handshake_after(
+        self, verdict: Any, request: Any, transport: str, protocol: int
+    ) -> None:
         try:
             allowed = await verdict
         except Exception:
@@ -168,30 +192,33 @@ class EngineServer:
         if request.closed:
             return
         if allowed:
-            self._open_session(request, transport)
+            self._open_session(request, transport, protocol)
         else:
             self._send_error(request, 403, FORBIDDEN)
 
-    def _open_session(self, request: Any, transport: str) -> None:
+    def _open_session(self, request: Any, transport: str, protocol: int = 4) -> None:
         loop = asyncio.get_running_loop()
         sid = generate_sid()
-        session = EngineSession(self, sid, request, loop)
+        session_class = EngineSession if protocol == 4 else EngineSession3
+        session = session_class(self, sid, request, loop)
         self.sessions[sid] = session
         upgrades = self._upgrades_for_polling if transport == "polling" else []
-        open_packet = "0" + orjson.dumps(
-            {
-                "sid": sid,
-                "upgrades": upgrades,
-                "pingInterval": round(self.ping_interval * 1000),
-                "pingTimeout": round(self.ping_timeout * 1000),
-                "maxPayload": self.max_http_buffer_size,
-            }
-        ).decode()
+        fields = {
+            "sid": sid,
+            "upgrades": upgrades,
+            "pingInterval": round(self.ping_interval * 1000),
+            "pingTimeout": round(self.ping_timeout * 1000),
+        }
+        if protocol == 4:
+            fields["maxPayload"] = self.max_http_buffer_size  # v4 only (engine.io-protocol)
+        open_packet = "0" + orjson.dumps(fields).decode()
         if transport == "websocket":
             session.open_websocket(request)
             session._ws.send_text(open_packet)
-        else:
+        elif protocol == 4:
             request.respond(200, self._polling_headers(request), open_packet.encode())
+        else:
+            session._respond_packets(request, [open_packet])
         session.start_heartbeat()
         try:
             self.on_connection(session)
@@ -213,6 +240,9 @@ class EngineServer:
 
     def _polling_headers(self, request: Any) -> list[tuple[str, str]]:
         return [("Content-Type", "text/plain; charset=UTF-8"), *self._cors(request)]
+
+    def _binary_polling_headers(self, request: Any) -> list[tuple[str, str]]:
+        return [("Content-Type", "application/octet-stream"), *self._cors(request)]
 
     def _post_headers(self, request: Any) -> list[tuple[str, str]]:
         return [("Content-Type", "text/html"), *self._cors(request)]

@@ -1,4 +1,5 @@
 """One Engine.IO v4 session: its transport (polling or WebSocket), the upgrade, the heartbeat.
+(``session3.EngineSession3`` overrides what differs in Engine.IO v3.)
 
 Per-connection state lives in ``__slots__`` objects and the heartbeat is two timer handles per session
 (no task per connection): the server pings every ``ping_interval``; a missing pong closes the session
@@ -70,7 +71,7 @@ class _ProbeListener:
     data. Until then, everything still flows over polling, so nothing is lost or reordered.
     """
 
-    __slots__ = ("session", "conn", "probed", "timer")
+    __slots__ = ("conn", "probed", "session", "timer")
 
     def __init__(self, session: EngineSession) -> None:
         self.session = session
@@ -110,24 +111,28 @@ class EngineSession:
     The layer above sets ``on_message(data)`` and ``on_close(reason)`` and sends with ``send()``.
     """
 
+    #: Engine.IO protocol revision (EngineSession3 says 3)
+    protocol = 4
+    _listener_class: Any = _WebSocketListener
+
     __slots__ = (
-        "server",
-        "sid",
-        "request",
-        "transport_name",
-        "on_message",
-        "on_close",
-        "closed",
+        "__weakref__",
+        "_flush_handle",
         "_loop",
+        "_ping_handle",
+        "_poll_buffer",
+        "_poll_request",
+        "_pong_handle",
+        "_probe",
         "_ws",
         "_ws_listener",
-        "_probe",
-        "_poll_request",
-        "_poll_buffer",
-        "_flush_handle",
-        "_ping_handle",
-        "_pong_handle",
-        "__weakref__",
+        "closed",
+        "on_close",
+        "on_message",
+        "request",
+        "server",
+        "sid",
+        "transport_name",
     )
 
     def __init__(self, server: EngineServer, sid: str, request: Request, loop: Any) -> None:
@@ -226,6 +231,10 @@ class EngineSession:
         self._poll_request = None
         packets = self._poll_buffer
         self._poll_buffer = []
+        self._respond_packets(request, packets)
+
+    def _respond_packets(self, request: Request, packets: list) -> None:
+        """Answer a GET with these packets (encoded packets as str, binary messages as bytes)."""
         self._respond_poll(request, _impl.engineio.encode_payload(packets))
 
     def _respond_poll(self, request: Request, body: str) -> None:
@@ -244,15 +253,15 @@ class EngineSession:
         if self._poll_buffer:
             packets = self._poll_buffer
             self._poll_buffer = []
-            self._respond_poll(request, _impl.engineio.encode_payload(packets))
+            self._respond_packets(request, packets)
             return
         if self.closed:
-            self._respond_poll(request, _CLOSE)
+            self._respond_packets(request, [_CLOSE])
             self.server._forget(self)
             return
         if self._probe is not None and self._probe.probed:
             # Upgrading: the client is pausing polling; do not hold its GET.
-            self._respond_poll(request, _NOOP)
+            self._respond_packets(request, [_NOOP])
             return
         self._poll_request = request
         request.on_close = self._poll_aborted
@@ -271,7 +280,7 @@ class EngineSession:
             self._close("transport error", notify_peer=True)
             return
         try:
-            packets = _impl.engineio.decode_payload(request.body)
+            packets = self._decode_post(request)
         except ProtocolError as exc:
             logger.info("session %s: bad polling payload: %s", self.sid, exc)
             server._send_error(request, 400, 3, "Bad request")
@@ -283,13 +292,21 @@ class EngineSession:
                 return
             if packet_type == 4:
                 self._deliver(data)
-            elif packet_type == 3:
-                self._on_pong()
-            elif packet_type == 1:
-                self._transport_closed("transport close")
-            elif packet_type != 6:
-                logger.info("session %s: unexpected packet type %d on polling", self.sid, packet_type)
-                self._close("parse error", notify_peer=True)
+            else:
+                self._on_control_packet(packet_type, data)
+
+    def _decode_post(self, request: Request) -> list:
+        return _impl.engineio.decode_payload(request.body)
+
+    def _on_control_packet(self, packet_type: int, data: Any) -> None:
+        """A packet other than MESSAGE from a polling POST."""
+        if packet_type == 3:
+            self._on_pong()
+        elif packet_type == 1:
+            self._transport_closed("transport close")
+        elif packet_type != 6:
+            logger.info("session %s: unexpected packet type %d on polling", self.sid, packet_type)
+            self._close("parse error", notify_peer=True)
 
     def _release_poll(self) -> None:
         """Answer a held GET with what is queued, or with a noop (the upgrade needs it freed)."""
@@ -300,19 +317,19 @@ class EngineSession:
             self._flush_polling()
         else:
             self._poll_request = None
-            self._respond_poll(request, _NOOP)
+            self._respond_packets(request, [_NOOP])
 
     # -- WebSocket ------------------------------------------------------------------------------
 
     def open_websocket(self, request: Request) -> None:
         """The session is opened directly over WebSocket (no polling first)."""
-        listener = _WebSocketListener(self)
+        listener = self._listener_class(self)
         self._ws_listener = listener
         self._ws = self.server._accept_websocket(request, listener)
         self.transport_name = "websocket"
 
     def _use_websocket(self, conn: Any) -> None:
-        listener = _WebSocketListener(self)
+        listener = self._listener_class(self)
         conn.listener = listener
         self._ws_listener = listener
         self._ws = conn
@@ -338,11 +355,13 @@ class EngineSession:
         request = self._poll_request
         if request is not None:
             self._poll_request = None
-            self._respond_poll(request, _NOOP)
+            self._respond_packets(request, [_NOOP])
         # What was queued for polling leaves over the WebSocket, in order.
-        ws = self._ws
         packets = self._poll_buffer
         self._poll_buffer = []
+        self._write_queued(self._ws, packets)
+
+    def _write_queued(self, ws: Any, packets: list) -> None:
         for packet in packets:
             if type(packet) is str:
                 ws.send_text(packet)
@@ -441,7 +460,7 @@ class EngineSession:
             if request is not None:
                 self._poll_request = None
                 request.on_close = None
-                self._respond_poll(request, _CLOSE)
+                self._respond_packets(request, [_CLOSE])
             self.server._forget(self)
             return
         # Tell the polling client: what is queued (e.g. Socket.IO DISCONNECT packets) leaves
@@ -453,7 +472,7 @@ class EngineSession:
                 self._flush_polling()
             else:
                 self._poll_request = None
-                self._respond_poll(request, _CLOSE)
+                self._respond_packets(request, [_CLOSE])
                 self.server._forget(self)
                 return
         self._loop.call_later(self.server.ping_timeout, self.server._forget, self)
