@@ -1,13 +1,21 @@
 """Pick the codec implementation: compiled (fastsio._speedups) or pure Python (fastsio.protocol).
 
-Everything in fastsio imports the codecs from here, never from either package directly, so the
-choice is made in exactly one place. FASTSIO_NO_EXTENSIONS=1 forces the pure path.
+Everything in fastsio imports the codecs (and the broadcast fan-out loop) from here, never from
+either package directly, so the choice is made in exactly one place:
+
+- ``FASTSIO_NO_EXTENSIONS=1``: the pure-Python modules, silently.
+- otherwise the compiled modules; when they are not built (no C compiler at install time), the
+  pure-Python ones, with one RuntimeWarning at import.
+
+``SPEEDUPS`` tells which (``fastsio.SPEEDUPS`` re-exports it).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
+from ._speedups import fanout_py as _pure_fanout
 from .protocol import engineio as _pure_engineio
 from .protocol import socketio as _pure_socketio
 from .protocol import websocket as _pure_websocket
@@ -17,16 +25,26 @@ NO_EXTENSIONS = bool(os.environ.get("FASTSIO_NO_EXTENSIONS"))
 engineio = _pure_engineio
 socketio = _pure_socketio
 websocket = _pure_websocket
+#: ``fanout(sessions, packets, frames)``: see fastsio/_speedups/fanout_py.py
+fanout = _pure_fanout.fanout
 SPEEDUPS = False
 
-if not NO_EXTENSIONS:  # pragma: no cover - depends on the build
+if not NO_EXTENSIONS:  # pragma: no branch - depends on the build
     try:
-        from ._speedups import engineio_c as engineio  # type: ignore[no-redef]
-        from ._speedups import socketio_c as socketio  # type: ignore[no-redef]
-        from ._speedups import websocket_c as websocket  # type: ignore[no-redef]
-
+        from ._speedups import engineio_c as _engineio_c  # type: ignore[attr-defined]
+        from ._speedups import fanout_c as _fanout_c  # type: ignore[attr-defined]
+        from ._speedups import socketio_c as _socketio_c  # type: ignore[attr-defined]
+        from ._speedups import websocket_c as _websocket_c  # type: ignore[attr-defined]
+    except ImportError as exc:
+        warnings.warn(
+            f"fastsio: the compiled speedups are not built ({exc}); using the pure-Python "
+            "codecs, which are several times slower. Reinstall with a C compiler available "
+            "(pip install .), or set FASTSIO_NO_EXTENSIONS=1 to choose the pure path silently.",
+            RuntimeWarning,
+        )
+    else:
+        engineio = _engineio_c
+        socketio = _socketio_c
+        websocket = _websocket_c
+        fanout = _fanout_c.fanout
         SPEEDUPS = True
-    except ImportError:
-        engineio = _pure_engineio
-        socketio = _pure_socketio
-        websocket = _pure_websocket

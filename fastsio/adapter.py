@@ -65,19 +65,9 @@ EMPTY_OPTIONS = BroadcastOptions()
 # -- the fan-out (kept small and module-level: it is the part compiled with Cython) ------------
 
 
-def fanout(sessions: Sequence[Any], packets: Sequence[Any], frames: Sequence[bytes]) -> None:
-    """Write the prepared packets (Engine.IO text ``"4..."`` or raw bytes) and their prebuilt
-    WebSocket frames to every session, in order."""
-    if len(packets) == 1:
-        packet = packets[0]
-        frame = frames[0]
-        for session in sessions:
-            session.send_prepared(packet, frame)
-        return
-    count = len(packets)
-    for session in sessions:
-        for i in range(count):
-            session.send_prepared(packets[i], frames[i])
+#: ``fanout(sessions, packets, frames)``: write the prepared packets and frames to every session,
+#: in order. The compiled loop when built; its pure twin is fastsio/_speedups/fanout_py.py.
+fanout = _impl.fanout
 
 
 def fanout_volatile(

@@ -12,7 +12,8 @@ import binascii
 from base64 import b64decode
 from collections.abc import Sequence
 
-from .errors import ProtocolError
+# absolute, not relative: this file is also compiled as fastsio._speedups.engineio_c
+from fastsio.protocol.errors import ProtocolError
 
 __all__ = [
     "CLOSE",

@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from .errors import ProtocolError
+# absolute, not relative: this file is also compiled as fastsio._speedups.socketio_c
+from fastsio.protocol.errors import ProtocolError
 
 __all__ = [
     "ACK",
@@ -119,7 +120,14 @@ class Packet:
 # encoding
 
 
-def _deconstruct(data: Any, buffers: list) -> Any:
+#: Nesting depth past which ``_deconstruct`` gives up: orjson cannot serialize data nested more
+#: than 254 levels anyway. The explicit bound (not Python's recursion limit) keeps the compiled
+#: twin, whose C recursion has no such limit, from overflowing the C stack on deep or cyclic data,
+#: and makes both raise the same TypeError.
+_MAX_DEPTH = 512
+
+
+def _deconstruct(data: Any, buffers: list, depth: int = 0) -> Any:
     """A copy of ``data`` with every bytes-like object replaced by a placeholder (appended to
     ``buffers``). Lists, tuples and dicts are walked; anything else is returned as is."""
     t = type(data)
@@ -128,15 +136,17 @@ def _deconstruct(data: Any, buffers: list) -> Any:
         return {"_placeholder": True, "num": len(buffers) - 1}
     if t is str or t is int or t is float or t is bool or data is None:
         return data
+    if depth >= _MAX_DEPTH:
+        raise TypeError(f"data nested more than {_MAX_DEPTH} levels deep cannot be serialized")
     if isinstance(data, (list, tuple)):
         out = []
         for item in data:
-            out.append(_deconstruct(item, buffers))
+            out.append(_deconstruct(item, buffers, depth + 1))
         return out
     if isinstance(data, dict):
         d = {}
         for key, value in data.items():
-            d[key] = _deconstruct(value, buffers)
+            d[key] = _deconstruct(value, buffers, depth + 1)
         return d
     if isinstance(data, (bytes, bytearray, memoryview)):
         buffers.append(bytes(data))
@@ -215,8 +225,8 @@ def encode_packet(
         # orjson refuses bytes (and non-str keys): find and strip the attachments
         return _encode_slow(packet_type, nsp, data, ack_id)
     if ack_id is None and (nsp == "/" or not nsp):
-        return [_TYPE_STR[packet_type] + str(payload, "utf-8")]
-    return [_header(packet_type, nsp, ack_id, -1) + str(payload, "utf-8")]
+        return [_TYPE_STR[packet_type] + payload.decode()]
+    return [_header(packet_type, nsp, ack_id, -1) + payload.decode()]
 
 
 # ---------------------------------------------------------------------------------------------

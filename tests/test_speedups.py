@@ -1,0 +1,688 @@
+"""The compiled speedups (fastsio._speedups) against their pure-Python twins.
+
+- selection: ``fastsio.SPEEDUPS`` / ``fastsio._impl`` with and without FASTSIO_NO_EXTENSIONS, and
+  the one warning when the extensions are missing (in subprocesses, as a user would start them);
+- differential: compiled == pure on random, valid-then-corrupted and malformed input for the three
+  codecs (same results; same exception classes, close codes and messages);
+- the fan-out twins on fake sessions.
+
+The compiled cases skip when the extensions are not built, and fail instead when
+FASTSIO_REQUIRE_EXTENSIONS is set (CI builds them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fastsio import _impl
+from fastsio._speedups import fanout_py
+from fastsio.protocol import engineio as pure_engineio
+from fastsio.protocol import socketio as pure_socketio
+from fastsio.protocol import websocket as pure_websocket
+from fastsio.protocol.errors import ProtocolError, WebSocketError
+from tests import codec_impls
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPILED = codec_impls.IMPLEMENTATIONS.get("compiled")
+
+try:
+    from fastsio._speedups import fanout_c  # type: ignore[attr-defined]
+except ImportError:  # not built
+    fanout_c = None
+
+
+@pytest.fixture(scope="session")
+def compiled() -> codec_impls.Codecs:
+    """The compiled codecs (skip, or fail under FASTSIO_REQUIRE_EXTENSIONS, when not built)."""
+    if COMPILED is None or fanout_c is None:
+        msg = f"compiled speedups not built: {codec_impls.COMPILED_IMPORT_ERROR}"
+        if codec_impls.REQUIRE_EXTENSIONS:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return COMPILED
+
+
+def _outcome(fn: Any, *args: Any) -> tuple:
+    """What a call did, comparable across implementations: its result (Packets as tuples), or its
+    exception's class, close code and (for the protocol's own errors) message."""
+    try:
+        result = fn(*args)
+    except WebSocketError as exc:
+        return ("raise", WebSocketError, exc.close_code, str(exc))
+    except ProtocolError as exc:
+        return ("raise", type(exc), str(exc))
+    except Exception as exc:  # noqa: BLE001 - TypeError, ValueError ...: the class must match
+        return ("raise", type(exc))
+    return ("ok", _plain(result))
+
+
+def _plain(value: Any) -> Any:
+    if type(value).__name__ == "Packet":
+        return ("Packet", value.type, value.nsp, value.data, value.id, value.attachments)
+    if type(value) is list:
+        return [_plain(item) for item in value]
+    if type(value) is tuple:
+        return tuple(_plain(item) for item in value)
+    return value
+
+
+def same(pure_fn: Any, compiled_fn: Any, *args: Any) -> tuple:
+    pure = _outcome(pure_fn, *args)
+    assert _outcome(compiled_fn, *args) == pure, args
+    return pure
+
+
+# -- selection ----------------------------------------------------------------------------------
+
+PROBE = """
+import warnings
+warnings.simplefilter("always")
+import fastsio, fastsio._impl as i
+print(fastsio.SPEEDUPS, i.SPEEDUPS, i.engineio.__name__, i.socketio.__name__,
+      i.websocket.__name__, i.fanout.__module__)
+"""
+
+BLOCK_EXTENSIONS = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith("fastsio._speedups.") and name.endswith("_c"):
+            raise ImportError(f"blocked {name}")
+sys.meta_path.insert(0, Block())
+"""
+
+
+def _probe(env_update: dict, prelude: str = "") -> tuple[list[str], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTSIO_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(env_update)
+    proc = subprocess.run(
+        [sys.executable, "-c", prelude + PROBE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split(), proc.stderr
+
+
+def test_selection_compiled(compiled) -> None:
+    out, err = _probe({})
+    assert out == [
+        "True",
+        "True",
+        "fastsio._speedups.engineio_c",
+        "fastsio._speedups.socketio_c",
+        "fastsio._speedups.websocket_c",
+        "fastsio._speedups.fanout_c",
+    ]
+    assert "Warning" not in err
+
+
+def test_selection_no_extensions() -> None:
+    out, err = _probe({"FASTSIO_NO_EXTENSIONS": "1"})
+    assert out == [
+        "False",
+        "False",
+        "fastsio.protocol.engineio",
+        "fastsio.protocol.socketio",
+        "fastsio.protocol.websocket",
+        "fastsio._speedups.fanout_py",
+    ]
+    assert err == ""  # chosen on purpose: no warning
+
+
+def test_selection_extensions_missing_warns_once() -> None:
+    out, err = _probe({}, prelude=BLOCK_EXTENSIONS)
+    assert out[:2] == ["False", "False"]
+    assert out[2:] == [
+        "fastsio.protocol.engineio",
+        "fastsio.protocol.socketio",
+        "fastsio.protocol.websocket",
+        "fastsio._speedups.fanout_py",
+    ]
+    assert err.count("RuntimeWarning") == 1, err
+    assert "compiled speedups are not built" in err
+
+
+def test_selection_in_this_process() -> None:
+    import fastsio
+
+    assert fastsio.SPEEDUPS is _impl.SPEEDUPS
+    if _impl.SPEEDUPS:
+        assert _impl.socketio is COMPILED.socketio and _impl.fanout is fanout_c.fanout
+    else:
+        assert _impl.socketio is pure_socketio and _impl.fanout is fanout_py.fanout
+
+
+# -- same interface -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["engineio", "socketio", "websocket"])
+def test_same_public_names_and_constants(compiled, name: str) -> None:
+    pure = {"engineio": pure_engineio, "socketio": pure_socketio, "websocket": pure_websocket}[name]
+    module = getattr(compiled, name)
+    assert sorted(module.__all__) == sorted(pure.__all__)
+    for attr in pure.__all__:
+        value = getattr(pure, attr)
+        assert hasattr(module, attr), attr
+        if isinstance(value, (int, str, frozenset)):
+            assert getattr(module, attr) == value, attr
+
+
+def test_compiled_modules_use_the_shared_errors(compiled) -> None:
+    with pytest.raises(ProtocolError):
+        compiled.engineio.decode_packet("")
+    with pytest.raises(ProtocolError):
+        compiled.socketio.decode_packet("9")
+    with pytest.raises(WebSocketError) as info:
+        compiled.websocket.FrameReader().feed(b"\x81\x05hello")  # unmasked
+    assert info.value.close_code == 1002
+
+
+def test_compiled_codecs_are_compiled(compiled) -> None:
+    for module in (compiled.engineio, compiled.socketio, compiled.websocket, fanout_c):
+        assert Path(module.__file__).suffix in (".so", ".pyd"), module.__file__
+
+
+def test_in_place_build_is_up_to_date(compiled) -> None:
+    """An in-place build older than its sources tests stale code: rebuild it."""
+    speedups, protocol = ROOT / "fastsio" / "_speedups", ROOT / "fastsio" / "protocol"
+    sources = {
+        compiled.engineio: [protocol / "engineio.py", speedups / "engineio_c.pxd"],
+        compiled.socketio: [protocol / "socketio.py", speedups / "socketio_c.pxd"],
+        compiled.websocket: [speedups / "websocket_c.pyx"],
+        fanout_c: [speedups / "fanout_py.py", speedups / "fanout_c.pxd"],
+    }
+    for module, paths in sources.items():
+        built = Path(module.__file__)
+        if built.parent != speedups:
+            continue  # installed elsewhere (pip install .): built from its own sources
+        stale = [p.name for p in paths if p.stat().st_mtime > built.stat().st_mtime]
+        assert not stale, (
+            f"{built.name} is older than {stale}: rebuild with "
+            "`python setup.py build_ext --inplace` (or `pip install -e .`)"
+        )
+
+
+# -- Socket.IO ----------------------------------------------------------------------------------
+
+_keys = st.text(max_size=6)
+_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+)
+json_values = st.recursive(
+    _leaves,
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(_keys, c, max_size=4),
+    max_leaves=12,
+)
+values_with_bytes = st.recursive(
+    _leaves | st.binary(max_size=8) | st.just(bytearray(b"ba")) | st.just(memoryview(b"mv")),
+    lambda c: (
+        st.lists(c, max_size=4)
+        | st.tuples(c, c)
+        | st.dictionaries(_keys | st.integers(0, 3), c, max_size=4)
+    ),
+    max_leaves=12,
+)
+namespaces = st.sampled_from(["/", "", "/chat", "chat", "/a,b", None]) | st.text(max_size=6)
+ack_ids = st.none() | st.integers(-2, 2**53 + 1) | st.sampled_from([True, 1.0, 2.5, "3", 2**64])
+packet_types = st.integers(-2, 8) | st.sampled_from([2.0, 7.5, True, None, "2", 2**70])
+
+
+@settings(max_examples=400, deadline=None)
+@given(packet_type=packet_types, nsp=namespaces, data=st.none() | values_with_bytes, ack=ack_ids)
+def test_socketio_encode_differential(compiled, packet_type, nsp, data, ack) -> None:
+    same(pure_socketio.encode_packet, compiled.socketio.encode_packet, packet_type, nsp, data, ack)
+
+
+def test_socketio_encode_deep_data(compiled) -> None:
+    # in a subprocess: a compiled module without a depth bound would overflow the C stack
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from fastsio._speedups import socketio_c\n"
+        "from fastsio.protocol import socketio\n"
+        "for depth in (300, 600, 5000, 200000):\n"
+        "    data = b'x'\n"
+        "    for _ in range(depth):\n"
+        "        data = [data]\n"
+        "    kinds = []\n"
+        "    for module in (socketio, socketio_c):\n"
+        "        try:\n"
+        "            module.encode_packet(2, '/', ['e', data])\n"
+        "            kinds.append('ok')\n"
+        "        except Exception as exc:\n"
+        "            kinds.append(type(exc).__name__)\n"
+        "    print(depth, *kinds)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    for line in proc.stdout.splitlines():
+        _depth, pure, comp = line.split()
+        assert pure == comp == "TypeError", line
+
+
+def _corrupt(text: str, edits: list) -> str:
+    chars = list(text)
+    for kind, position, char in edits:
+        if not chars and kind != "insert":
+            continue
+        position = position % (len(chars) + 1)
+        if kind == "insert":
+            chars.insert(position, char)
+        elif position < len(chars):
+            if kind == "delete":
+                del chars[position]
+            else:
+                chars[position] = char
+    return "".join(chars)
+
+
+edits = st.lists(
+    st.tuples(
+        st.sampled_from(["insert", "delete", "replace"]),
+        st.integers(0, 200),
+        st.sampled_from(list('0123456789-/,[]{}"_ ax\x00é')) | st.characters(),
+    ),
+    max_size=4,
+)
+
+
+@st.composite
+def socketio_texts(draw) -> str:
+    """A packet as a client would send it, often corrupted."""
+    packet_type = draw(st.integers(0, 9))
+    text = str(packet_type)
+    if packet_type in (5, 6) or draw(st.booleans()):
+        text += str(draw(st.integers(0, 3000))) + "-" if draw(st.integers(0, 4)) else "-"
+    if draw(st.booleans()):
+        text += draw(st.sampled_from(["/", "/chat", "/a/b", "/x"])) + ","
+    if draw(st.booleans()):
+        text += str(draw(st.integers(0, 10**18)))
+    if draw(st.integers(0, 3)):
+        kind = draw(st.integers(0, 2))
+        if kind == 0:  # an event: [name, *args]
+            payload = [draw(st.text(max_size=8)), *draw(st.lists(json_values, max_size=3))]
+        elif kind == 1:
+            payload = draw(json_values)
+        else:
+            payload = [{"_placeholder": True, "num": draw(st.integers(-1, 2))}]
+        text += json.dumps(payload)
+    return _corrupt(text, draw(edits))
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=socketio_texts() | st.text(max_size=40), max_attachments=st.sampled_from([1000, 2, 0]))
+def test_socketio_decode_differential(compiled, text, max_attachments) -> None:
+    same(pure_socketio.decode_packet, compiled.socketio.decode_packet, text, max_attachments)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    feeds=st.lists(
+        socketio_texts()
+        | st.sampled_from(
+            [
+                '51-["e",{"_placeholder":true,"num":0}]',
+                '62-1[{"_placeholder":true,"num":1},{"_placeholder":true,"num":0}]',
+                '5-["e"]',
+            ]
+        )
+        | st.binary(max_size=6)
+        | st.just(bytearray(b"ab")),
+        max_size=8,
+    )
+)
+def test_socketio_packet_decoder_differential(compiled, feeds) -> None:
+    pure = pure_socketio.PacketDecoder(max_attachments=5)
+    comp = compiled.socketio.PacketDecoder(max_attachments=5)
+    for data in feeds:
+        outcome = same(pure.feed, comp.feed, data)
+        assert pure.pending == comp.pending
+        if outcome[0] == "raise":
+            break
+
+
+def test_socketio_packet_class(compiled) -> None:
+    Packet = compiled.socketio.Packet
+    packet = Packet(2, "/", ["e", 1])
+    assert packet == Packet(2, "/", ["e", 1]) and packet != Packet(3, "/", ["e", 1])
+    assert repr(packet) == repr(pure_socketio.Packet(2, "/", ["e", 1]))
+    assert (packet.type, packet.nsp, packet.data, packet.id, packet.attachments) == (
+        2,
+        "/",
+        ["e", 1],
+        None,
+        0,
+    )
+    packet.id = 5  # the layers above set fields
+    with pytest.raises(TypeError):
+        hash(packet)
+    with pytest.raises(AttributeError):
+        packet.other = 1  # type: ignore[attr-defined]
+
+
+def test_socketio_decode_requires_exact_str(compiled) -> None:
+    """The one deliberate difference: the compiled decode_packet takes exactly ``str`` (a typed
+    argument is what makes it fast); the pure one also takes a str subclass."""
+
+    class Text(str):
+        pass
+
+    assert pure_socketio.decode_packet(Text('2["e"]')).data == ["e"]
+    with pytest.raises(TypeError):
+        compiled.socketio.decode_packet(Text('2["e"]'))
+    for bad in (None, b'2["e"]', 5):
+        with pytest.raises(TypeError):
+            compiled.socketio.decode_packet(bad)
+        with pytest.raises(TypeError):
+            pure_socketio.decode_packet(bad)
+
+
+# -- Engine.IO ----------------------------------------------------------------------------------
+
+
+@st.composite
+def engineio_payloads(draw) -> bytes:
+    import base64
+
+    parts = draw(
+        st.lists(
+            st.sampled_from("0123456").flatmap(lambda t: st.text(max_size=10).map(lambda s: t + s))
+            | st.binary(max_size=10).map(lambda b: "b" + base64.b64encode(b).decode()),
+            min_size=1,
+            max_size=5,
+        )
+    )
+    raw = "\x1e".join(parts).encode()
+    if draw(st.booleans()):  # corrupt some bytes
+        raw = bytearray(raw)
+        for position, byte in draw(
+            st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=3)
+        ):
+            if raw:
+                raw[position % len(raw)] = byte
+        raw = bytes(raw)
+    return raw
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    body=engineio_payloads() | st.binary(max_size=30),
+    as_text=st.booleans(),
+    max_packets=st.sampled_from([None, 0, 1, 3, -1]),
+)
+def test_engineio_payload_differential(compiled, body, as_text, max_packets) -> None:
+    if as_text:
+        body = body.decode("utf-8", "replace")
+    same(pure_engineio.decode_payload, compiled.engineio.decode_payload, body, max_packets)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    raw=st.text(max_size=12)
+    | st.binary(max_size=12)
+    | st.just(bytearray(b"x"))
+    | st.sampled_from(["b", "bAA==", "b!!", "4", "7", None, 5]),
+    packet_type=st.integers(-2, 8) | st.sampled_from([2.0, 7.5, "4"]),
+    data=st.none() | st.text(max_size=5) | st.binary(max_size=5) | st.sampled_from([5, [1]]),
+    packets=st.lists(st.text(max_size=6) | st.binary(max_size=6) | st.just(3), max_size=4),
+)
+def test_engineio_packets_differential(compiled, raw, packet_type, data, packets) -> None:
+    same(pure_engineio.decode_packet, compiled.engineio.decode_packet, raw)
+    same(pure_engineio.encode_packet, compiled.engineio.encode_packet, packet_type, data)
+    same(pure_engineio.encode_payload, compiled.engineio.encode_payload, packets)
+
+
+# -- WebSocket ----------------------------------------------------------------------------------
+
+
+def client_frame(opcode: int, payload: bytes, fin: bool, mask: bytes | None, rsv: int = 0) -> bytes:
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | rsv | opcode
+    mbit = 0x80 if mask is not None else 0
+    if n < 126:
+        header = bytes((b0, mbit | n))
+    elif n < 65536:
+        header = bytes((b0, mbit | 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((b0, mbit | 127)) + n.to_bytes(8, "big")
+    if mask is None:
+        return header + payload
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+frame_specs = st.tuples(
+    st.sampled_from([0, 1, 2, 8, 9, 10]) | st.integers(0, 15),
+    st.one_of(
+        st.binary(max_size=140),
+        st.text(max_size=60).map(str.encode),
+        st.sampled_from([b"\xff", "é".encode()[:1], b"\xed\xa0\x80", b"a" * 300]),
+        st.sampled_from([124, 125, 126, 127, 65535, 65536]).map(lambda n: b"c" * n),
+    ),
+    st.booleans(),  # fin
+    st.one_of(st.none(), st.binary(min_size=4, max_size=4)),  # mask
+    st.sampled_from([0, 0, 0, 0, 0x40]),  # rsv
+)
+
+
+@st.composite
+def websocket_streams(draw) -> bytes:
+    stream = b"".join(client_frame(*spec) for spec in draw(st.lists(frame_specs, max_size=6)))
+    if draw(st.booleans()):  # corrupt some bytes, truncate, or append junk
+        raw = bytearray(stream)
+        for position, byte in draw(
+            st.lists(st.tuples(st.integers(0, 500), st.integers(0, 255)), max_size=3)
+        ):
+            if raw:
+                raw[position % len(raw)] = byte
+        stream = bytes(raw[: draw(st.integers(0, len(raw)))]) + draw(st.binary(max_size=12))
+    return stream
+
+
+sizes = st.integers(0, 140) | st.sampled_from([125, 126, 127, 65535, 65536])
+
+
+@st.composite
+def valid_websocket_streams(draw) -> bytes:
+    """Protocol-valid client streams: messages, some fragmented with control frames between the
+    fragments (boundary sizes included), sometimes with one corrupted byte at the end."""
+    stream = b""
+    for _ in range(draw(st.integers(0, 4))):
+        mask = draw(st.binary(min_size=4, max_size=4))
+        opcode = draw(st.sampled_from([1, 2, 8, 9, 10]))
+        size = draw(sizes)
+        if opcode >= 8:
+            stream += client_frame(opcode, b"p" * min(size, 125), True, mask)
+            continue
+        if opcode == 1:
+            text = draw(st.text(min_size=1, max_size=10))
+            payload = (text * (size // len(text) + 1))[:size].encode()
+        else:
+            payload = (draw(st.binary(min_size=1, max_size=8)) * (size + 1))[:size]
+        cuts = sorted(draw(st.lists(st.integers(0, len(payload)), max_size=3)))
+        pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)])]
+        for i, piece in enumerate(pieces):
+            stream += client_frame(0 if i else opcode, piece, i == len(pieces) - 1, mask)
+            if i < len(pieces) - 1 and draw(st.booleans()):
+                stream += client_frame(9, draw(st.binary(max_size=125)), True, mask)
+    if stream and draw(st.booleans()):
+        raw = bytearray(stream)
+        raw[draw(st.integers(0, len(raw) - 1))] = draw(st.integers(0, 255))
+        stream = bytes(raw)
+    return stream
+
+
+@pytest.mark.parametrize("opcode", [1, 2, 8, 9, 10])
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 124, 125, 126, 127, 65535, 65536, 65537])
+@pytest.mark.parametrize("max_size", [125, 126, 65536, 1_000_000])
+def test_frame_reader_boundaries(compiled, opcode, size, max_size) -> None:
+    frame = client_frame(opcode, b"\x7f" * size, True, b"\x01\x02\x03\x04")
+    for cut in (None, 1, 2, 3, 5, 9, len(frame) - 1):
+        pure = pure_websocket.FrameReader(max_size)
+        comp = compiled.websocket.FrameReader(max_size)
+        chunks = [frame] if cut is None else [frame[:cut], frame[cut:]]
+        for chunk in chunks:
+            if same(pure.feed, comp.feed, chunk)[0] == "raise":
+                break
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stream=valid_websocket_streams() | websocket_streams() | st.binary(max_size=64),
+    cuts=st.lists(st.integers(0, 80000), max_size=8),
+    max_size=st.sampled_from([1_000_000, 100, 0, 1, -1, 2**70, 100.5, -0.5, None]),
+    require_mask=st.sampled_from([True, False, 0]),
+    kinds=st.lists(st.sampled_from([bytes, bytearray, memoryview]), min_size=1, max_size=3),
+)
+def test_frame_reader_differential(compiled, stream, cuts, max_size, require_mask, kinds) -> None:
+    pure = pure_websocket.FrameReader(max_size, require_mask)
+    comp = compiled.websocket.FrameReader(max_size, require_mask)
+    bounds = sorted(c for c in cuts if c <= len(stream)) + [len(stream)]
+    start = 0
+    for i, end in enumerate(bounds):
+        chunk = kinds[i % len(kinds)](stream[start:end])
+        start = end
+        if same(pure.feed, comp.feed, chunk)[0] == "raise":
+            break
+        assert pure.buffered == comp.buffered
+
+
+def test_frame_reader_odd_input_types(compiled) -> None:
+    for data in (3, "text", [0x81, 0x80], None):
+        for prefix in (b"", b"\x81"):  # with an empty / a non-empty internal buffer
+            pure = pure_websocket.FrameReader()
+            comp = compiled.websocket.FrameReader()
+            same(pure.feed, comp.feed, prefix)
+            same(pure.feed, comp.feed, data)
+
+
+def test_frame_reader_attributes(compiled) -> None:
+    reader = compiled.websocket.FrameReader(max_message_size=10, require_mask=False)
+    assert (reader.max_message_size, reader.require_mask, reader.buffered) == (10, False, 0)
+    reader.max_message_size = 2
+    assert reader.max_message_size == 2
+    with pytest.raises(WebSocketError) as info:
+        reader.feed(b"\x81\x03abc")
+    assert info.value.close_code == 1009
+    assert compiled.websocket.FrameReader(require_mask=False).feed(b"\x81\x03a") == []
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    opcode=st.integers(-2, 12) | st.sampled_from([1.0, 1.5, -0.5, 11.5, True, None, 2**70]),
+    payload=st.binary(max_size=130) | st.sampled_from([b"x" * 126, b"y" * 65536, "text", 5]),
+    kind=st.sampled_from([bytes, bytearray, memoryview]),
+    fin=st.sampled_from([True, False, 0, 1, None]),
+)
+def test_build_frame_differential(compiled, opcode, payload, kind, fin) -> None:
+    if isinstance(payload, bytes):
+        payload = kind(payload)
+    same(pure_websocket.build_frame, compiled.websocket.build_frame, opcode, payload, fin)
+    same(pure_websocket.build_binary_frame, compiled.websocket.build_binary_frame, payload)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200) | st.sampled_from(["\ud800", "a" * 70000, "é" * 40000, b"x"]))
+def test_build_text_frame_differential(compiled, text) -> None:
+    same(pure_websocket.build_text_frame, compiled.websocket.build_text_frame, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.binary(max_size=100) | st.sampled_from([b"", "str", [1, 2, 3]]),
+    mask=st.binary(max_size=6) | st.sampled_from(["abcd"]),
+    kinds=st.tuples(
+        st.sampled_from([bytes, bytearray, memoryview]),
+        st.sampled_from([bytes, bytearray, memoryview]),
+    ),
+)
+def test_apply_mask_differential(compiled, data, mask, kinds) -> None:
+    if isinstance(data, bytes):
+        data = kinds[0](data)
+    if isinstance(mask, bytes):
+        mask = kinds[1](mask)
+    same(pure_websocket.apply_mask, compiled.websocket.apply_mask, data, mask)
+
+
+@settings(max_examples=200, deadline=None)
+@given(payload=st.binary(max_size=10), code=st.integers(0, 5000), reason=st.text(max_size=70))
+def test_close_frames_differential(compiled, payload, code, reason) -> None:
+    ws = compiled.websocket
+    same(pure_websocket.parse_close_payload, ws.parse_close_payload, payload)
+    same(pure_websocket.build_close_frame, ws.build_close_frame, code, reason)
+    same(pure_websocket.is_valid_close_code, ws.is_valid_close_code, code)
+    same(pure_websocket.accept_key, ws.accept_key, reason)
+
+
+# -- fan-out ------------------------------------------------------------------------------------
+
+
+class FakeSession:
+    """Records what send_prepared got; a closed one ignores it, like EngineSession."""
+
+    def __init__(self, log: list, name: int, closed: bool = False, fail: bool = False) -> None:
+        self.log = log
+        self.name = name
+        self.closed = closed
+        self.fail = fail
+
+    def send_prepared(self, packet: Any, frame: bytes) -> None:
+        if self.fail:
+            raise RuntimeError("boom")
+        if not self.closed:
+            self.log.append((self.name, packet, frame))
+
+
+def _run_fanout(fanout: Any, n: int, packets: list, closed: set, fail: int = -1) -> tuple:
+    log: list = []
+    sessions = [FakeSession(log, i, i in closed, i == fail) for i in range(n)]
+    try:
+        fanout(sessions, packets, [b"frame:" + str(p).encode() for p in packets])
+    except RuntimeError as exc:
+        return log, str(exc)
+    return log, None
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    n=st.integers(0, 20),
+    packets=st.lists(st.text(max_size=3) | st.binary(max_size=3), min_size=1, max_size=3),
+    closed=st.sets(st.integers(0, 20)),
+    fail=st.integers(-1, 20),
+)
+def test_fanout_twins(compiled, n, packets, closed, fail) -> None:
+    expected = _run_fanout(fanout_py.fanout, n, packets, closed, fail)
+    assert _run_fanout(fanout_c.fanout, n, packets, closed, fail) == expected
+    # what the pure twin does: send_prepared(packets[i], frames[i]) per session, in order
+    order = [(s, p) for s in range(n) for p in packets if s not in closed]
+    if 0 <= fail < n:
+        order = [(s, p) for s, p in order if s < fail]
+    assert [(s, p) for s, p, _ in expected[0]] == order
+
+
+def test_fanout_takes_any_iterable(compiled) -> None:
+    for fanout in (fanout_py.fanout, fanout_c.fanout):
+        log: list = []
+        fanout({FakeSession(log, 1)}, ("4x",), (b"f",))
+        fanout((FakeSession(log, 2) for _ in range(2)), ["4y", b"z"], [b"f1", b"f2"])
+        assert log == [(1, "4x", b"f")] + [(2, "4y", b"f1"), (2, b"z", b"f2")] * 2
