@@ -7,6 +7,7 @@ server and the client share a bug.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
@@ -20,6 +21,7 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 TIMEOUT = 5.0
 
@@ -71,7 +73,9 @@ class WebSocketClient:
     async def connect(cls, port: int, target: str, headers=()) -> WebSocketClient:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         client = cls(reader, writer)
-        writer.write(client.ws.send(Request(host="127.0.0.1", target=target, extra_headers=list(headers))))
+        writer.write(
+            client.ws.send(Request(host="127.0.0.1", target=target, extra_headers=list(headers)))
+        )
         await client._handshake()
         return client
 
@@ -106,8 +110,8 @@ class WebSocketClient:
                     self._handle(event)
                 if not data:
                     break
-        except Exception:
-            pass
+        except (OSError, LocalProtocolError, RemoteProtocolError):
+            pass  # the connection is gone: the None below tells the reader
         finally:
             await self.messages.put(None)
 
@@ -127,10 +131,8 @@ class WebSocketClient:
         elif isinstance(event, CloseConnection):
             if self.close_code is None:  # wsproto reports 1006 again at EOF after a close frame
                 self.close_code = event.code
-            try:
+            with contextlib.suppress(OSError, LocalProtocolError):
                 self.writer.write(self.ws.send(event.response()))
-            except Exception:
-                pass
 
     def send(self, data: str | bytes) -> None:
         self.writer.write(self.ws.send(Message(data=data)))
@@ -148,10 +150,8 @@ class WebSocketClient:
         return self.close_code
 
     async def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError, LocalProtocolError):
             self.writer.write(self.ws.send(CloseConnection(code=1000)))
-        except Exception:
-            pass
         self.writer.close()
         if self._pump_task is not None:
             self._pump_task.cancel()

@@ -56,14 +56,16 @@ async def engine_factory():
 
 
 async def handshake(port, path="/engine.io/", extra=""):
-    status, headers, body = await http_request(port, "GET", f"{path}?EIO=4&transport=polling{extra}")
+    status, headers, body = await http_request(
+        port, "GET", f"{path}?EIO=4&transport=polling{extra}"
+    )
     assert status == 200, body
     assert body[:1] == b"0"
     return json.loads(body[1:]), headers
 
 
 async def test_polling_handshake_open_packet(engine_factory):
-    engine, app, port = await engine_factory(ping_interval=0.3, ping_timeout=0.2)
+    _engine, app, port = await engine_factory(ping_interval=0.3, ping_timeout=0.2)
     info, headers = await handshake(port)
     assert set(info) == {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
     assert info["upgrades"] == ["websocket"]
@@ -74,7 +76,7 @@ async def test_polling_handshake_open_packet(engine_factory):
 
 
 async def test_polling_echo_text_binary_and_batching(engine_factory):
-    engine, app, port = await engine_factory()
+    _engine, app, port = await engine_factory()
     info, _ = await handshake(port)
     target = f"/engine.io/?EIO=4&transport=polling&sid={info['sid']}"
     payload = "4hello\x1e4wörld\x1eb" + base64.b64encode(b"\x00\x01\xff").decode()
@@ -87,7 +89,7 @@ async def test_polling_echo_text_binary_and_batching(engine_factory):
 
 
 async def test_pending_get_is_answered_when_a_message_is_sent(engine_factory):
-    engine, app, port = await engine_factory()
+    _engine, app, port = await engine_factory()
     info, _ = await handshake(port)
     target = f"/engine.io/?EIO=4&transport=polling&sid={info['sid']}"
     poll = asyncio.ensure_future(http_request(port, "GET", target))
@@ -95,7 +97,7 @@ async def test_pending_get_is_answered_when_a_message_is_sent(engine_factory):
     assert not poll.done()
     app.sessions[0].send("late")
     app.sessions[0].send("later")
-    status, _, body = await poll
+    _status, _, body = await poll
     assert body == b"4late\x1e4later"
 
 
@@ -111,7 +113,7 @@ async def test_pending_get_is_answered_when_a_message_is_sent(engine_factory):
     ],
 )
 async def test_error_codes(engine_factory, query, method, status, code):
-    engine, app, port = await engine_factory()
+    engine, _app, port = await engine_factory()
     got_status, headers, body = await http_request(port, method, f"/engine.io/?{query}")
     assert got_status == status
     assert headers["content-type"] == "application/json"
@@ -121,7 +123,7 @@ async def test_error_codes(engine_factory, query, method, status, code):
 
 
 async def test_allow_request_refusal_is_403_forbidden(engine_factory):
-    engine, app, port = await engine_factory(allow_request=lambda request: "ok" in request.query)
+    _engine, _app, port = await engine_factory(allow_request=lambda request: "ok" in request.query)
     status, _, body = await http_request(port, "GET", "/engine.io/?EIO=4&transport=polling")
     assert status == 403 and json.loads(body) == {"code": 4, "message": "Forbidden"}
     await handshake(port, extra="&ok=1")
@@ -132,7 +134,7 @@ async def test_async_allow_request(engine_factory):
         await asyncio.sleep(0.01)
         return request.headers.get("x-token") == "secret"
 
-    engine, app, port = await engine_factory(allow_request=allow)
+    _engine, _app, port = await engine_factory(allow_request=allow)
     status, _, _ = await http_request(port, "GET", "/engine.io/?EIO=4&transport=polling")
     assert status == 403
     status, _, body = await http_request(
@@ -142,7 +144,7 @@ async def test_async_allow_request(engine_factory):
 
 
 async def test_second_pending_get_closes_the_session(engine_factory):
-    engine, app, port = await engine_factory()
+    _engine, app, port = await engine_factory()
     info, _ = await handshake(port)
     target = f"/engine.io/?EIO=4&transport=polling&sid={info['sid']}"
     first = asyncio.ensure_future(http_request(port, "GET", target))
@@ -156,7 +158,7 @@ async def test_second_pending_get_closes_the_session(engine_factory):
 
 
 async def test_oversized_post_is_refused_and_only_that_session_closes(engine_factory):
-    engine, app, port = await engine_factory(max_http_buffer_size=1000)
+    _engine, app, port = await engine_factory(max_http_buffer_size=1000)
     victim, _ = await handshake(port)
     healthy, _ = await handshake(port)
     target = f"/engine.io/?EIO=4&transport=polling&sid={victim['sid']}"
@@ -169,7 +171,7 @@ async def test_oversized_post_is_refused_and_only_that_session_closes(engine_fac
 
 
 async def test_huge_post_is_refused_by_the_http_layer(engine_factory):
-    engine, app, port = await engine_factory(max_http_buffer_size=1000)
+    _engine, _app, port = await engine_factory(max_http_buffer_size=1000)
     victim, _ = await handshake(port)
     target = f"/engine.io/?EIO=4&transport=polling&sid={victim['sid']}"
     status, _, _ = await http_request(port, "POST", target, b"4" + b"x" * 100_000)
@@ -190,11 +192,11 @@ async def test_malformed_polling_payload_closes_only_that_session(engine_factory
 
 
 async def test_heartbeat_closes_a_silent_polling_session_promptly(engine_factory):
-    engine, app, port = await engine_factory(ping_interval=0.3, ping_timeout=0.2)
+    _engine, app, port = await engine_factory(ping_interval=0.3, ping_timeout=0.2)
     started = time.monotonic()
     info, _ = await handshake(port)
     target = f"/engine.io/?EIO=4&transport=polling&sid={info['sid']}"
-    status, _, body = await http_request(port, "GET", target)
+    _status, _, body = await http_request(port, "GET", target)
     assert body == b"2"
     assert 0.25 <= time.monotonic() - started <= 0.45
     for _ in range(50):
@@ -208,7 +210,7 @@ async def test_heartbeat_closes_a_silent_polling_session_promptly(engine_factory
 
 
 async def test_heartbeat_answered_keeps_the_session(engine_factory):
-    engine, app, port = await engine_factory(ping_interval=0.2, ping_timeout=0.15)
+    _engine, app, port = await engine_factory(ping_interval=0.2, ping_timeout=0.15)
     info, _ = await handshake(port)
     target = f"/engine.io/?EIO=4&transport=polling&sid={info['sid']}"
     deadline = time.monotonic() + 1.0
@@ -223,7 +225,7 @@ async def test_heartbeat_answered_keeps_the_session(engine_factory):
 
 
 async def test_websocket_only_session(engine_factory):
-    engine, app, port = await engine_factory(ping_interval=0.3, ping_timeout=0.2)
+    _engine, app, port = await engine_factory(ping_interval=0.3, ping_timeout=0.2)
     ws = await WebSocketClient.connect(port, "/engine.io/?EIO=4&transport=websocket")
     opened = await ws.recv()
     assert opened[0] == "0"
@@ -242,7 +244,7 @@ async def test_websocket_only_session(engine_factory):
 
 
 async def test_bad_websocket_packet_closes_only_that_session(engine_factory):
-    engine, app, port = await engine_factory()
+    _engine, app, port = await engine_factory()
     bad = await WebSocketClient.connect(port, "/engine.io/?EIO=4&transport=websocket")
     good = await WebSocketClient.connect(port, "/engine.io/?EIO=4&transport=websocket")
     bad_sid = json.loads((await bad.recv())[1:])["sid"]
@@ -256,7 +258,7 @@ async def test_bad_websocket_packet_closes_only_that_session(engine_factory):
 
 
 async def test_upgrade_loses_nothing_and_keeps_order(engine_factory):
-    engine, app, port = await engine_factory()
+    _engine, app, port = await engine_factory()
     info, _ = await handshake(port)
     sid = info["sid"]
     session = app.sessions[0]
@@ -310,7 +312,7 @@ async def test_upgrade_loses_nothing_and_keeps_order(engine_factory):
 
 
 async def test_upgrade_for_unknown_sid_is_refused(engine_factory):
-    engine, app, port = await engine_factory()
+    _engine, _app, port = await engine_factory()
     with pytest.raises(ConnectionRefusedError):
         await WebSocketClient.connect(port, "/engine.io/?EIO=4&transport=websocket&sid=nope")
 
@@ -325,15 +327,21 @@ async def test_server_close_tells_sessions(engine_factory):
 
 
 async def test_cors_headers_and_forbidden_origin(engine_factory):
-    engine, app, port = await engine_factory(cors_allowed_origins=["http://good.example"])
+    _engine, _app, port = await engine_factory(cors_allowed_origins=["http://good.example"])
     status, headers, _ = await http_request(
-        port, "GET", "/engine.io/?EIO=4&transport=polling", headers={"Origin": "http://good.example"}
+        port,
+        "GET",
+        "/engine.io/?EIO=4&transport=polling",
+        headers={"Origin": "http://good.example"},
     )
     assert status == 200
     assert headers["access-control-allow-origin"] == "http://good.example"
     assert headers["access-control-allow-credentials"] == "true"
     status, headers, body = await http_request(
-        port, "GET", "/engine.io/?EIO=4&transport=polling", headers={"Origin": "http://evil.example"}
+        port,
+        "GET",
+        "/engine.io/?EIO=4&transport=polling",
+        headers={"Origin": "http://evil.example"},
     )
     assert status == 403 and json.loads(body)["code"] == 4
     assert "access-control-allow-origin" not in headers
