@@ -17,6 +17,9 @@ What it shows:
 - "joined" / "left" notices and a typing indicator;
 - a second namespace, ``/stats``, that pushes the number of connected users every few seconds
   (and at once when someone joins or leaves).
+
+The page is written for socket.io-client 4.x; a few small shims (marked "2.x:" in chat.js) let it
+run with a 2.x client too, on a server with ``allow_eio3=True`` (tests/browser/chat_v2_app.py).
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ def room_members(room: str) -> list[str]:
 @sio.use
 def require_name(socket):
     """Refuse the connection unless the client sends ``auth: {name}``; pick the room."""
-    name = socket.handshake.auth.get("name")
+    # socket.io-client 2.x has no auth payload: the page sends the name in the query too
+    name = socket.handshake.auth.get("name") or socket.handshake.query.get("name")
     if not isinstance(name, str) or not name.strip():
         raise fastsio.ConnectionRefused("Please choose a name", data={"field": "name"})
     name = " ".join(name.split())

@@ -282,10 +282,16 @@ class BrowserHarness:
         self.console: list[str] = []
         self.servers: list[ChatServer] = []  # whose output goes into a failure report
 
-    def new_page(self, label: str, url: str, width: int = 1000, height: int = 650) -> Any:
+    def new_page(
+        self, label: str, url: str, width: int = 1000, height: int = 650, websocket: bool = True
+    ) -> Any:
+        """``websocket=False``: the page's WebSockets are closed at once, so its client stays on
+        HTTP long-polling."""
         context = self.browser.new_context(viewport={"width": width, "height": height})
         context.set_default_timeout(WAIT_MS)
         context.set_default_navigation_timeout(WAIT_MS)
+        if not websocket:
+            context.route_web_socket(re.compile(".*"), lambda ws: ws.close())
         page = context.new_page()
         page.on("pageerror", lambda exc: self.errors.append(f"[{label}] {exc}"))
         page.on("console", lambda msg: self.console.append(f"[{label}] {msg.type}: {msg.text}"))

@@ -1,4 +1,6 @@
 // The chat page. Plain JavaScript, no build step; `io` comes from /socket.io/socket.io.js.
+// Written for socket.io-client 4.x. The few lines marked "2.x:" let it run with socket.io-client
+// 2.x too (on a server with allow_eio3=True); a page for 4.x only can leave them out.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -12,9 +14,9 @@ $("room-name").textContent = "#" + room;
 // The main namespace waits for a name (the server's middleware refuses a connection without one).
 // `query` reaches the server as socket.handshake.query; `auth` as socket.handshake.auth.
 const socket = io({ autoConnect: false, query: { room } });
-// A second namespace, multiplexed over the same connection: the server pushes counts here. It
-// shares the Manager made above with autoConnect: false, so it is connected explicitly.
-const stats = io("/stats").connect();
+// A second namespace, multiplexed over the same connection: the server pushes counts here. It is
+// connected in join() too, so that no connection opens before the name is known.
+const stats = io("/stats", { autoConnect: false });
 
 // -- joining ----------------------------------------------------------------------------------
 
@@ -23,7 +25,13 @@ const nameInput = $("name-input");
 
 function join(name) {
   socket.auth = { name };
+  // 2.x: no `auth` there, so the name goes in the query too (the server reads either).
+  socket.io.opts.query = { room, name };
+  // 2.x: "/" is connected once per connection, as it opens, so a retry after a refusal closes
+  // it and connect() opens a new one. (socket.timeout, from 4.4 on, tells the versions apart.)
+  if (socket.io.engine && !socket.timeout) socket.io.close();
   socket.connect();
+  stats.connect();
 }
 
 function askName(error) {
@@ -57,11 +65,19 @@ socket.on("connect", () => {
 });
 
 socket.on("connect_error", (err) => {
-  if (socket.active) {
+  // (`!== false`, not just `socket.active`: 2.x has no `active`, and a refusal comes as "error")
+  if (socket.active !== false) {
     setOnline(false, "reconnecting…"); // a network problem: the client retries by itself
   } else {
     askName(err.message); // refused by the middleware: err.message (and err.data) say why
   }
+});
+
+// 2.x: a refusal by the middleware comes as an "error" event with the refusal's data (or its
+// message when it has none). An Error object is a network problem, retried as above.
+socket.on("error", (err) => {
+  if (err instanceof Error) return;
+  askName(typeof err === "string" ? err : "Please check the " + err.field);
 });
 
 socket.on("disconnect", (reason) => setOnline(false, "disconnected (" + reason + ")"));
@@ -93,6 +109,21 @@ function addMessage(name, text, className) {
 
 const addNotice = (text, className = "notice") => addSpan(addItem(), className, text);
 
+// socket.timeout(ms).emit(...): the callback gets (err, response); err when no ack came in time.
+function emitWithTimeout(ms, event, arg, callback) {
+  if (socket.timeout) return socket.timeout(ms).emit(event, arg, callback);
+  // 2.x: no timeout(), so the same by hand
+  let pending = true;
+  const settle = (err, response) => {
+    if (!pending) return;
+    pending = false;
+    clearTimeout(timer);
+    callback(err, response);
+  };
+  const timer = setTimeout(() => settle(new Error("operation has timed out")), ms);
+  socket.emit(event, arg, (response) => settle(null, response));
+}
+
 $("form").addEventListener("submit", (event) => {
   event.preventDefault();
   const text = input.value.trim();
@@ -103,7 +134,7 @@ $("form").addEventListener("submit", (event) => {
   const item = addMessage(socket.auth.name, text, "mine");
   const delivery = addSpan(item, "delivery", "sending…");
   // The server's handler returns the acknowledgement; no answer within 5 s counts as a failure.
-  socket.timeout(5000).emit("chat message", text, (err, response) => {
+  emitWithTimeout(5000, "chat message", text, (err, response) => {
     const ok = !err && response && response.ok;
     delivery.textContent = ok ? (response.private ? "✓ (private reply)" : "✓ delivered") : "✗ not delivered";
     delivery.classList.add(ok ? "ok" : "failed");
