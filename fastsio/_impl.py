@@ -8,6 +8,12 @@ either package directly, so the choice is made in exactly one place:
   pure-Python ones, with one RuntimeWarning at import.
 
 ``SPEEDUPS`` tells which (``fastsio.SPEEDUPS`` re-exports it).
+
+The two optional codecs, ``engineio3`` (Engine.IO v3, for ``allow_eio3``) and ``msgpack_parser``
+(``parser="msgpack"``), are picked the same way but each on its own: they do not count for
+``SPEEDUPS`` and never warn. When one's compiled twin does not import, its pure module is used;
+``msgpack_parser`` is None when the optional msgpack package is not installed (fastsio.parser then
+says how to install it).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import warnings
 
 from ._speedups import fanout_py as _pure_fanout
 from .protocol import engineio as _pure_engineio
+from .protocol import engineio3 as _pure_engineio3
 from .protocol import socketio as _pure_socketio
 from .protocol import websocket as _pure_websocket
 
@@ -48,3 +55,26 @@ if not NO_EXTENSIONS:  # pragma: no branch - depends on the build
         websocket = _websocket_c
         fanout = _fanout_c.fanout
         SPEEDUPS = True
+
+# -- the optional codecs: each on its own, silently (see above) ----------------------------------
+
+engineio3 = _pure_engineio3
+try:
+    from .protocol import msgpack_parser
+except ImportError:  # the optional msgpack package is not installed (pip install fastsio[msgpack])
+    msgpack_parser = None  # type: ignore[assignment]
+
+if not NO_EXTENSIONS:  # pragma: no branch - depends on the build
+    try:
+        from ._speedups import engineio3_c as _engineio3_c  # type: ignore[attr-defined]
+    except ImportError:
+        pass
+    else:
+        engineio3 = _engineio3_c
+    if msgpack_parser is not None:
+        try:
+            from ._speedups import msgpack_parser_c as _msgpack_parser_c  # type: ignore[attr-defined]
+        except ImportError:
+            pass
+        else:
+            msgpack_parser = _msgpack_parser_c

@@ -5,11 +5,17 @@ Every codec test takes the ``codec`` fixture and so runs once per implementation
 they do not, the "compiled" cases are skipped, or fail if FASTSIO_REQUIRE_EXTENSIONS is set (CI,
 after building the extensions).
 
+The two optional codecs, each with its own compiled twin, have their own fixtures the same way:
+``engineio3_impl`` (fastsio.protocol.engineio3 / fastsio._speedups.engineio3_c) and
+``msgpack_parser_impl`` (fastsio.protocol.msgpack_parser / fastsio._speedups.msgpack_parser_c;
+both cases skip when the optional msgpack package is not installed, whatever the environment).
+
 Use it as ``from tests import codec_impls``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 
@@ -66,3 +72,45 @@ def codec(request: pytest.FixtureRequest) -> Codecs:
             pytest.fail(msg)
         pytest.skip(msg)
     return impl
+
+
+# -- the optional codecs: one module each -------------------------------------------------------
+
+
+def _load(pure: str, compiled: str) -> tuple[dict[str, ModuleType], BaseException | None]:
+    """{"pure": module, "compiled": module} as far as they import, and why one did not."""
+    modules: dict[str, ModuleType] = {}
+    try:
+        modules["pure"] = importlib.import_module(f"fastsio.protocol.{pure}")
+        modules["compiled"] = importlib.import_module(f"fastsio._speedups.{compiled}")
+    except ImportError as exc:
+        return modules, exc
+    return modules, None
+
+
+ENGINEIO3, ENGINEIO3_IMPORT_ERROR = _load("engineio3", "engineio3_c")
+MSGPACK_PARSER, MSGPACK_PARSER_IMPORT_ERROR = _load("msgpack_parser", "msgpack_parser_c")
+
+
+def pick(name: str, modules: dict[str, ModuleType], error: BaseException | None) -> ModuleType:
+    """``modules[name]``; else skip, or fail under FASTSIO_REQUIRE_EXTENSIONS when only the compiled
+    twin is missing (without the pure module, msgpack is not installed: always a skip)."""
+    module = modules.get(name)
+    if module is None:
+        msg = f"{name} implementation not available: {error}"
+        if REQUIRE_EXTENSIONS and "pure" in modules:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return module
+
+
+@pytest.fixture(scope="session", params=IMPLEMENTATION_NAMES)
+def engineio3_impl(request: pytest.FixtureRequest) -> ModuleType:
+    """The Engine.IO v3 codec module under test."""
+    return pick(request.param, ENGINEIO3, ENGINEIO3_IMPORT_ERROR)
+
+
+@pytest.fixture(scope="session", params=IMPLEMENTATION_NAMES)
+def msgpack_parser_impl(request: pytest.FixtureRequest) -> ModuleType:
+    """The msgpack parser module under test."""
+    return pick(request.param, MSGPACK_PARSER, MSGPACK_PARSER_IMPORT_ERROR)

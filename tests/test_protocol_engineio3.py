@@ -1,5 +1,8 @@
 """Engine.IO v3 codec (fastsio.protocol.engineio3): length-prefixed polling payloads counted in UTF-16
-code units, ``b4`` + base64 binary, XHR2 binary payloads, and malformed input -> ProtocolError."""
+code units, ``b4`` + base64 binary, XHR2 binary payloads, and malformed input -> ProtocolError.
+
+Every test runs on each implementation (pure, and the compiled twin fastsio._speedups.engineio3_c:
+see tests/codec_impls.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastsio.protocol import engineio3 as eio3
 from fastsio.protocol.errors import ProtocolError
+from tests import codec_impls
+
+eio3 = codec_impls.engineio3_impl  # the fixture: the Engine.IO v3 codec module under test
 
 EMOJI = "\U0001f600"  # one code point, two UTF-16 code units (a surrogate pair)
 
@@ -30,7 +35,7 @@ EMOJI = "\U0001f600"  # one code point, two UTF-16 code units (a surrogate pair)
         ("\U0010ffff", 2),
     ],
 )
-def test_utf16_length(text, units):
+def test_utf16_length(eio3, text, units):
     assert eio3.utf16_length(text) == units
     assert eio3.utf16_length(text) == len(text.encode("utf-16-le")) // 2
 
@@ -38,7 +43,7 @@ def test_utf16_length(text, units):
 # --------------------------------------------------------------------------- packets
 
 
-def test_encode_packet_text_and_binary():
+def test_encode_packet_text_and_binary(eio3):
     assert eio3.encode_packet(eio3.PING) == "2"
     assert eio3.encode_packet(eio3.PONG, "probe") == "3probe"
     assert eio3.encode_packet(eio3.MESSAGE, "hi") == "4hi"
@@ -53,7 +58,7 @@ def test_encode_packet_text_and_binary():
         eio3.encode_packet(eio3.MESSAGE, 3)  # type: ignore[arg-type]
 
 
-def test_decode_packet():
+def test_decode_packet(eio3):
     assert eio3.decode_packet("4hello") == (4, "hello")
     assert eio3.decode_packet("2probe") == (2, "probe")
     assert eio3.decode_packet("b4AAE=") == (4, b"\x00\x01")
@@ -62,7 +67,7 @@ def test_decode_packet():
 
 
 @pytest.mark.parametrize("raw", ["", "9", "x", "b", "b2AA==", "b4!!", b"", b"\x02abc", b"\x09"])
-def test_decode_packet_malformed(raw):
+def test_decode_packet_malformed(eio3, raw):
     with pytest.raises(ProtocolError):
         eio3.decode_packet(raw)
 
@@ -70,7 +75,7 @@ def test_decode_packet_malformed(raw):
 # --------------------------------------------------------------------------- text payloads
 
 
-def test_encode_text_payload_counts_utf16_units():
+def test_encode_text_payload_counts_utf16_units(eio3):
     assert eio3.encode_payload(["4hello"]) == "6:4hello"
     assert eio3.encode_payload(["4" + EMOJI]) == "3:4" + EMOJI
     assert eio3.encode_payload(["3", "4a" + EMOJI + "b"]) == "1:35:4a" + EMOJI + "b"
@@ -80,7 +85,7 @@ def test_encode_text_payload_counts_utf16_units():
     assert eio3.encode_payload(["4x", b"\x00"], supports_binary=False) == "2:4x6:b4AA=="
 
 
-def test_decode_text_payload():
+def test_decode_text_payload(eio3):
     assert eio3.decode_payload(b"6:4hello1:2") == [(4, "hello"), (2, "")]
     body = ("3:4" + EMOJI + "5:4a\u00e9" + EMOJI).encode()
     assert eio3.decode_payload(body) == [(4, EMOJI), (4, "a\u00e9" + EMOJI)]
@@ -119,12 +124,12 @@ def test_decode_text_payload():
         "\u0666:4hello".encode(),  # nor is an Arabic-Indic one
     ],
 )
-def test_decode_text_payload_malformed(body):
+def test_decode_text_payload_malformed(eio3, body):
     with pytest.raises(ProtocolError):
         eio3.decode_payload(body)
 
 
-def test_decode_payload_max_packets():
+def test_decode_payload_max_packets(eio3):
     assert len(eio3.decode_payload(b"1:21:21:2", max_packets=3)) == 3
     with pytest.raises(ProtocolError):
         eio3.decode_payload(b"1:21:21:2", max_packets=2)
@@ -135,7 +140,7 @@ def test_decode_payload_max_packets():
 # --------------------------------------------------------------------------- binary payloads
 
 
-def test_encode_binary_payload_layout():
+def test_encode_binary_payload_layout(eio3):
     # engine.io-parser 2.x encodePayloadAsBinary: <0|1><digits as bytes><255><data>
     body = eio3.encode_payload(["4h\u00e9", b"\x00\xff"], supports_binary=True)
     assert body == b"\x00\x04\xff4h\xc3\xa9" + b"\x01\x03\xff\x04\x00\xff"
@@ -145,7 +150,7 @@ def test_encode_binary_payload_layout():
     assert eio3.encode_payload([long], True) == b"\x01\x01\x02\x03\x05\xff\x04" + long
 
 
-def test_decode_binary_payload():
+def test_decode_binary_payload(eio3):
     body = b"\x00\x04\xff4h\xc3\xa9" + b"\x01\x03\xff\x04\x00\xff" + b"\x00\x01\xff2"
     assert eio3.decode_payload(body, binary=True) == [(4, "h\u00e9"), (4, b"\x00\xff"), (2, "")]
     # a text packet inside a binary payload may itself be base64 binary
@@ -168,7 +173,7 @@ def test_decode_binary_payload():
         b"\x00\x01\xff9",  # unknown type
     ],
 )
-def test_decode_binary_payload_malformed(body):
+def test_decode_binary_payload_malformed(eio3, body):
     with pytest.raises(ProtocolError):
         eio3.decode_payload(body, binary=True)
 
@@ -194,7 +199,7 @@ def _expected(item):
 
 @settings(max_examples=300, deadline=None)
 @given(items, st.booleans())
-def test_payload_round_trip(packets, supports_binary):
+def test_payload_round_trip(eio3, packets, supports_binary):
     # strings with lone surrogates cannot be sent as UTF-8 text; hypothesis' text() may make them
     packets = [p for p in packets if isinstance(p, bytes) or not _has_surrogate(p)] or ["6"]
     body = eio3.encode_payload(packets, supports_binary)
@@ -209,7 +214,7 @@ def _has_surrogate(text: str) -> bool:
 
 @settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=64), st.booleans())
-def test_decode_never_crashes(body, binary):
+def test_decode_never_crashes(eio3, body, binary):
     try:
         packets = eio3.decode_payload(body, binary=binary)
     except ProtocolError:
@@ -223,14 +228,14 @@ def test_decode_never_crashes(body, binary):
 @given(
     st.text(alphabet=st.sampled_from(["1", "2", ":", "4", "b", EMOJI, "\u00e9", "x"]), max_size=30)
 )
-def test_decode_text_never_crashes(text):
+def test_decode_text_never_crashes(eio3, text):
     try:
         eio3.decode_payload(text.encode("utf-8"))
     except ProtocolError:
         pass
 
 
-def test_base64_packet_in_text_payload_matches_node_format():
+def test_base64_packet_in_text_payload_matches_node_format(eio3):
     data = bytes(range(256))
     encoded = "b4" + base64.b64encode(data).decode()
     assert eio3.encode_payload([data]) == f"{len(encoded)}:{encoded}"

@@ -1,5 +1,8 @@
 """The msgpack parser (fastsio.protocol.msgpack_parser), compatible with socket.io-msgpack-parser:
-round trips, notepack.io's extension types, and malformed input -> ProtocolError, never a crash."""
+round trips, notepack.io's extension types, and malformed input -> ProtocolError, never a crash.
+
+Every test that takes ``mp`` runs on each implementation (pure, and the compiled twin
+fastsio._speedups.msgpack_parser_c: see tests/codec_impls.py)."""
 
 from __future__ import annotations
 
@@ -13,16 +16,18 @@ from hypothesis import strategies as st
 msgpack = pytest.importorskip("msgpack")
 
 from fastsio.parser import JsonParser, encoder_of, resolve_parser
-from fastsio.protocol import msgpack_parser as mp
 from fastsio.protocol.errors import ProtocolError
-from fastsio.protocol.socketio import Packet
+from fastsio.protocol.socketio import RESERVED_EVENTS, Packet
+from tests import codec_impls
+
+mp = codec_impls.msgpack_parser_impl  # the fixture: the msgpack parser module under test
 
 
 def packed(obj) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)
 
 
-def roundtrip(packet_type, nsp="/", data=None, ack_id=None):
+def roundtrip(mp, packet_type, nsp="/", data=None, ack_id=None):
     (raw,) = mp.encode_packet(packet_type, nsp, data, ack_id)
     assert isinstance(raw, bytes)
     return mp.decode_packet(raw)
@@ -31,7 +36,7 @@ def roundtrip(packet_type, nsp="/", data=None, ack_id=None):
 # --------------------------------------------------------------------------- encoding
 
 
-def test_encoded_map_is_what_the_npm_parser_writes():
+def test_encoded_map_is_what_the_npm_parser_writes(mp):
     (raw,) = mp.encode_packet(2, "/", ["ev", 1, b"\x00"], 7)
     assert msgpack.unpackb(raw) == {"type": 2, "data": ["ev", 1, b"\x00"], "nsp": "/", "id": 7}
     # no "id" key without an ack id, no "data" key without data: the npm decoder refuses null
@@ -43,13 +48,13 @@ def test_encoded_map_is_what_the_npm_parser_writes():
     }
 
 
-def test_binary_types_become_event_and_ack():
+def test_binary_types_become_event_and_ack(mp):
     # socket.io-msgpack-parser knows types 0-4 only; binary is inline
     assert msgpack.unpackb(mp.encode_packet(5, "/", ["b", b"x"])[0])["type"] == 2
     assert msgpack.unpackb(mp.encode_packet(6, "/", [b"x"], 3)[0])["type"] == 3
 
 
-def test_encode_errors():
+def test_encode_errors(mp):
     with pytest.raises(ProtocolError):
         mp.encode_packet(7)
     with pytest.raises(ProtocolError):
@@ -87,33 +92,37 @@ json_like = st.recursive(
 
 @settings(max_examples=150, deadline=None)
 @given(
-    st.text(min_size=1, max_size=10).filter(lambda e: e not in mp.RESERVED_EVENTS),
+    st.text(min_size=1, max_size=10).filter(lambda e: e not in RESERVED_EVENTS),
     st.lists(json_like, max_size=4),
     st.none() | st.integers(min_value=0, max_value=2**53 - 1),
     st.sampled_from(["/", "/chat", "/a/b"]),
 )
-def test_event_round_trip(event, args, ack_id, nsp):
-    assert roundtrip(2, nsp, [event, *args], ack_id) == Packet(2, nsp, [event, *args], ack_id)
+def test_event_round_trip(mp, event, args, ack_id, nsp):
+    assert roundtrip(mp, 2, nsp, [event, *args], ack_id) == Packet(2, nsp, [event, *args], ack_id)
 
 
-def test_other_round_trips():
-    assert roundtrip(0, "/", {"token": "x"}) == Packet(0, "/", {"token": "x"})
-    assert roundtrip(0, "/admin") == Packet(0, "/admin")
-    assert roundtrip(1, "/admin") == Packet(1, "/admin")
-    assert roundtrip(3, "/", [], 4) == Packet(3, "/", [], 4)
-    assert roundtrip(3, "/", [b"\x00", {"a": [b""]}], 0) == Packet(
+def test_other_round_trips(mp):
+    assert roundtrip(mp, 0, "/", {"token": "x"}) == Packet(0, "/", {"token": "x"})
+    assert roundtrip(mp, 0, "/admin") == Packet(0, "/admin")
+    assert roundtrip(mp, 1, "/admin") == Packet(1, "/admin")
+    assert roundtrip(mp, 3, "/", [], 4) == Packet(3, "/", [], 4)
+    assert roundtrip(mp, 3, "/", [b"\x00", {"a": [b""]}], 0) == Packet(
         3, "/", [b"\x00", {"a": [b""]}], 0
     )
-    assert roundtrip(4, "/", {"message": "no"}) == Packet(4, "/", {"message": "no"})
-    assert roundtrip(4, "/", "Invalid namespace") == Packet(4, "/", "Invalid namespace")
+    assert roundtrip(mp, 4, "/", {"message": "no"}) == Packet(4, "/", {"message": "no"})
+    assert roundtrip(mp, 4, "/", "Invalid namespace") == Packet(4, "/", "Invalid namespace")
     # tuples, bytearrays and memoryviews go out as arrays and bin
-    assert roundtrip(2, "/", ("t", bytearray(b"ab"), memoryview(b"cd"))).data == ["t", b"ab", b"cd"]
+    assert roundtrip(mp, 2, "/", ("t", bytearray(b"ab"), memoryview(b"cd"))).data == [
+        "t",
+        b"ab",
+        b"cd",
+    ]
 
 
 # --------------------------------------------------------------------------- notepack.io ext types
 
 
-def test_notepack_undefined_date_and_arraybuffer():
+def test_notepack_undefined_date_and_arraybuffer(mp):
     # what notepack.io writes for: ["ev", undefined, new Date(1700000000123), ArrayBuffer [0],
     # an 8-byte ArrayBuffer, a 3-byte ArrayBuffer]
     millis = 1700000000123
@@ -139,7 +148,7 @@ def test_notepack_undefined_date_and_arraybuffer():
     ]
 
 
-def test_undefined_id_and_extra_keys_are_ignored():
+def test_undefined_id_and_extra_keys_are_ignored(mp):
     # socket.io-client writes {type, data, options, nsp} and may leave id undefined
     raw = (
         b"\x85\xa4type\x02\xa4data\x91\xa1e\xa7options\x81\xa8compress\xc3"
@@ -148,7 +157,7 @@ def test_undefined_id_and_extra_keys_are_ignored():
     assert mp.decode_packet(raw) == Packet(2, "/", ["e"], None)
 
 
-def test_datetime_is_sent_as_a_date():
+def test_datetime_is_sent_as_a_date(mp):
     when = datetime.datetime(2020, 1, 2, 3, 4, 5, 678000, tzinfo=datetime.timezone.utc)
     (raw,) = mp.encode_packet(2, "/", ["t", when, datetime.datetime(1970, 1, 1, 0, 0, 1)])
     assert b"\xd7\x00" + struct.pack(">q", 1577934245678) in raw
@@ -160,7 +169,7 @@ def test_datetime_is_sent_as_a_date():
     ]
 
 
-def test_other_extension_types_are_type_and_bytes():
+def test_other_extension_types_are_type_and_bytes(mp):
     raw = packed({"type": 2, "nsp": "/", "data": ["e", msgpack.ExtType(5, b"xyz")]})
     assert mp.decode_packet(raw).data == ["e", [5, b"xyz"]]
 
@@ -208,19 +217,19 @@ BAD = [
 
 
 @pytest.mark.parametrize("raw", BAD, ids=range(len(BAD)))
-def test_malformed_input(raw):
+def test_malformed_input(mp, raw):
     with pytest.raises(ProtocolError):
         mp.decode_packet(raw)
 
 
-def test_text_is_refused():
+def test_text_is_refused(mp):
     with pytest.raises(ProtocolError):
         mp.PacketDecoder().feed('2["e"]')
 
 
 @settings(max_examples=1000, deadline=None)
 @given(st.binary(max_size=64))
-def test_random_bytes_never_crash(raw):
+def test_random_bytes_never_crash(mp, raw):
     try:
         mp.decode_packet(raw)
     except ProtocolError:
@@ -229,7 +238,7 @@ def test_random_bytes_never_crash(raw):
 
 @settings(max_examples=500, deadline=None)
 @given(st.binary(min_size=1, max_size=40), st.integers(min_value=0, max_value=200))
-def test_mutated_packets_never_crash(noise, position):
+def test_mutated_packets_never_crash(mp, noise, position):
     raw = bytearray(mp.encode_packet(2, "/chat", ["ev", {"a": [1, 2.5, b"\x00"]}, None], 3)[0])
     position %= len(raw)
     raw[position : position + len(noise)] = noise
@@ -242,7 +251,7 @@ def test_mutated_packets_never_crash(noise, position):
 # --------------------------------------------------------------------------- the parser objects
 
 
-def test_resolve_parser():
+def test_resolve_parser(mp):
     assert isinstance(resolve_parser("json"), JsonParser)
     assert isinstance(resolve_parser(None), JsonParser)
     assert resolve_parser("msgpack").name == "msgpack"
@@ -263,7 +272,7 @@ def test_resolve_parser():
     assert encoder_of(custom)(2, "/x", ["e"], None) == ["2/x"]
 
 
-def test_parser_objects_agree_with_their_codecs():
+def test_parser_objects_agree_with_their_codecs(mp):
     msgpack_parser = resolve_parser("msgpack")
     packet = Packet(2, "/", ["e", b"\x01"], 5)
     assert msgpack_parser.encode(packet) == mp.encode_packet(2, "/", ["e", b"\x01"], 5)

@@ -3,7 +3,9 @@
 - selection: ``fastsio.SPEEDUPS`` / ``fastsio._impl`` with and without FASTSIO_NO_EXTENSIONS, and
   the one warning when the extensions are missing (in subprocesses, as a user would start them);
 - differential: compiled == pure on random, valid-then-corrupted and malformed input for the three
-  codecs (same results; same exception classes, close codes and messages);
+  codecs (same results; same exception classes, close codes and messages), and for the two optional
+  ones (Engine.IO v3, the msgpack parser), which are picked on their own and never count for
+  ``SPEEDUPS`` (nor need msgpack to be installed for ``import fastsio``);
 - the fan-out twins on fake sessions.
 
 The compiled cases skip when the extensions are not built, and fail instead when
@@ -12,6 +14,7 @@ FASTSIO_REQUIRE_EXTENSIONS is set (CI builds them).
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -101,12 +104,12 @@ sys.meta_path.insert(0, Block())
 """
 
 
-def _probe(env_update: dict, prelude: str = "") -> tuple[list[str], str]:
+def _probe(env_update: dict, prelude: str = "", probe: str = PROBE) -> tuple[list[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASTSIO_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update(env_update)
     proc = subprocess.run(
-        [sys.executable, "-c", prelude + PROBE],
+        [sys.executable, "-c", prelude + probe],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -167,6 +170,125 @@ def test_selection_in_this_process() -> None:
         assert _impl.socketio is pure_socketio and _impl.fanout is fanout_py.fanout
 
 
+# the optional codecs: picked one by one, never counted in SPEEDUPS, never warned about
+OPTIONAL_PROBE = """
+import warnings
+warnings.simplefilter("always")
+import fastsio, fastsio._impl as i
+mp = i.msgpack_parser
+print(fastsio.SPEEDUPS, i.socketio.__name__, i.engineio3.__name__, mp and mp.__name__)
+"""
+
+BLOCK_OPTIONAL_EXTENSIONS = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name in ("fastsio._speedups.engineio3_c", "fastsio._speedups.msgpack_parser_c"):
+            raise ImportError(f"blocked {name}")
+sys.meta_path.insert(0, Block())
+"""
+
+HIDE_MSGPACK = "import sys\nsys.modules['msgpack'] = None  # as if not installed\n"
+
+
+@pytest.fixture(scope="session")
+def compiled_optional(compiled) -> tuple:
+    """(engineio3_c, msgpack_parser_c); skip, or fail under FASTSIO_REQUIRE_EXTENSIONS, when not
+    built (the msgpack one also skips when msgpack is not installed)."""
+    return (
+        codec_impls.pick("compiled", codec_impls.ENGINEIO3, codec_impls.ENGINEIO3_IMPORT_ERROR),
+        codec_impls.pick(
+            "compiled", codec_impls.MSGPACK_PARSER, codec_impls.MSGPACK_PARSER_IMPORT_ERROR
+        ),
+    )
+
+
+def test_selection_optional_compiled(compiled_optional) -> None:
+    out, err = _probe({}, probe=OPTIONAL_PROBE)
+    assert out == [
+        "True",
+        "fastsio._speedups.socketio_c",
+        "fastsio._speedups.engineio3_c",
+        "fastsio._speedups.msgpack_parser_c",
+    ]
+    assert "Warning" not in err
+
+
+def test_selection_optional_no_extensions() -> None:
+    pytest.importorskip("msgpack")
+    out, err = _probe({"FASTSIO_NO_EXTENSIONS": "1"}, probe=OPTIONAL_PROBE)
+    assert out == [
+        "False",
+        "fastsio.protocol.socketio",
+        "fastsio.protocol.engineio3",
+        "fastsio.protocol.msgpack_parser",
+    ]
+    assert err == ""
+
+
+def test_selection_optional_missing_changes_nothing_else(compiled_optional) -> None:
+    # the main codecs compiled, the optional twins not: pure ones for those, silently
+    out, err = _probe({}, prelude=BLOCK_OPTIONAL_EXTENSIONS, probe=OPTIONAL_PROBE)
+    assert out == [
+        "True",
+        "fastsio._speedups.socketio_c",
+        "fastsio.protocol.engineio3",
+        "fastsio.protocol.msgpack_parser",
+    ]
+    assert "Warning" not in err
+    # no extension at all: the one warning is about the main codecs
+    out, err = _probe({}, prelude=BLOCK_EXTENSIONS, probe=OPTIONAL_PROBE)
+    assert out[:3] == ["False", "fastsio.protocol.socketio", "fastsio.protocol.engineio3"]
+    assert err.count("RuntimeWarning") == 1, err
+
+
+MSGPACK_MISSING_PROBE = """
+import fastsio, fastsio._impl as i
+from fastsio.parser import resolve_parser
+assert i.msgpack_parser is None and resolve_parser("json").name == "json"
+try:
+    resolve_parser("msgpack")
+except ImportError as exc:
+    assert "pip install" in str(exc) and "fastsio[msgpack]" in str(exc), exc
+else:
+    raise AssertionError("resolve_parser('msgpack') without msgpack")
+fastsio.Server(parser="json", allow_eio3=True)
+print(fastsio.SPEEDUPS, i.engineio3.__name__, i.msgpack_parser)
+"""
+
+
+@pytest.mark.parametrize("no_extensions", [False, True])
+def test_import_without_msgpack(no_extensions) -> None:
+    """msgpack is optional: ``import fastsio`` works without it, compiled or pure, and
+    ``parser="msgpack"`` says how to install it."""
+    env = {"FASTSIO_NO_EXTENSIONS": "1"} if no_extensions else {}
+    out, err = _probe(env, prelude=HIDE_MSGPACK, probe=MSGPACK_MISSING_PROBE)
+    speedups = not no_extensions and COMPILED is not None and fanout_c is not None
+    eio3_c = not no_extensions and "compiled" in codec_impls.ENGINEIO3
+    assert out == [
+        str(speedups),
+        "fastsio._speedups.engineio3_c" if eio3_c else "fastsio.protocol.engineio3",
+        "None",
+    ]
+    assert err.count("RuntimeWarning") == (0 if speedups or no_extensions else 1), err
+
+
+def test_optional_selection_in_this_process() -> None:
+    from fastsio.engine import session3
+    from fastsio.protocol import engineio3 as pure_engineio3
+
+    assert session3.engineio3 is _impl.engineio3
+    if _impl.NO_EXTENSIONS or "compiled" not in codec_impls.ENGINEIO3:
+        assert _impl.engineio3 is pure_engineio3
+    else:
+        assert _impl.engineio3 is codec_impls.ENGINEIO3["compiled"]
+    if _impl.msgpack_parser is not None:
+        from fastsio.parser import resolve_parser
+
+        parser_module = type(resolve_parser("msgpack")).__module__
+        assert parser_module == _impl.msgpack_parser.__name__
+
+
 # -- same interface -----------------------------------------------------------------------------
 
 
@@ -174,6 +296,18 @@ def test_selection_in_this_process() -> None:
 def test_same_public_names_and_constants(compiled, name: str) -> None:
     pure = {"engineio": pure_engineio, "socketio": pure_socketio, "websocket": pure_websocket}[name]
     module = getattr(compiled, name)
+    assert sorted(module.__all__) == sorted(pure.__all__)
+    for attr in pure.__all__:
+        value = getattr(pure, attr)
+        assert hasattr(module, attr), attr
+        if isinstance(value, (int, str, frozenset)):
+            assert getattr(module, attr) == value, attr
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["engineio3", "msgpack_parser"])
+def test_optional_same_public_names_and_constants(compiled_optional, index: int) -> None:
+    module = compiled_optional[index]
+    pure = codec_impls.ENGINEIO3["pure"] if index == 0 else codec_impls.MSGPACK_PARSER["pure"]
     assert sorted(module.__all__) == sorted(pure.__all__)
     for attr in pure.__all__:
         value = getattr(pure, attr)
@@ -197,6 +331,11 @@ def test_compiled_codecs_are_compiled(compiled) -> None:
         assert Path(module.__file__).suffix in (".so", ".pyd"), module.__file__
 
 
+def test_compiled_optional_codecs_are_compiled(compiled_optional) -> None:
+    for module in compiled_optional:
+        assert Path(module.__file__).suffix in (".so", ".pyd"), module.__file__
+
+
 def test_in_place_build_is_up_to_date(compiled) -> None:
     """An in-place build older than its sources tests stale code: rebuild it."""
     speedups, protocol = ROOT / "fastsio" / "_speedups", ROOT / "fastsio" / "protocol"
@@ -206,6 +345,13 @@ def test_in_place_build_is_up_to_date(compiled) -> None:
         compiled.websocket: [speedups / "websocket_c.pyx"],
         fanout_c: [speedups / "fanout_py.py", speedups / "fanout_c.pxd"],
     }
+    for name, modules in (
+        ("engineio3", codec_impls.ENGINEIO3),
+        ("msgpack_parser", codec_impls.MSGPACK_PARSER),
+    ):
+        if "compiled" in modules:
+            pxd = speedups / f"{name}_c.pxd"
+            sources[modules["compiled"]] = [protocol / f"{name}.py"] + [pxd] * pxd.exists()
     for module, paths in sources.items():
         built = Path(module.__file__)
         if built.parent != speedups:
@@ -451,6 +597,270 @@ def test_engineio_packets_differential(compiled, raw, packet_type, data, packets
     same(pure_engineio.decode_packet, compiled.engineio.decode_packet, raw)
     same(pure_engineio.encode_packet, compiled.engineio.encode_packet, packet_type, data)
     same(pure_engineio.encode_payload, compiled.engineio.encode_payload, packets)
+
+
+# -- Engine.IO v3 -------------------------------------------------------------------------------
+
+
+class Text(str):
+    """A str subclass: both implementations take it wherever they take a str."""
+
+
+@st.composite
+def engineio3_payloads(draw) -> Any:
+    """A v3 polling body as a client would send it (text with UTF-16 lengths, or XHR2 binary),
+    often corrupted; sometimes of another type."""
+    import base64
+
+    from fastsio.protocol import engineio3
+
+    items = draw(
+        st.lists(
+            st.sampled_from("0123456").flatmap(lambda t: st.text(max_size=10).map(lambda s: t + s))
+            | st.binary(max_size=10)
+            | st.binary(max_size=6).map(lambda b: "b4" + base64.b64encode(b).decode()),
+            min_size=1,
+            max_size=5,
+        )
+    )
+    body = engineio3.encode_payload(items, draw(st.booleans()))
+    if isinstance(body, str):
+        body = body.encode("utf-8", "surrogatepass")
+    if draw(st.booleans()):  # corrupt some bytes, truncate
+        raw = bytearray(body)
+        for position, byte in draw(
+            st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=3)
+        ):
+            if raw:
+                raw[position % len(raw)] = byte
+        body = bytes(raw[: draw(st.integers(0, len(raw)))])
+    kind = draw(st.sampled_from(["bytes", "bytes", "text", "Text", "bytearray", "memoryview"]))
+    if kind in ("text", "Text"):
+        text = body.decode("utf-8", draw(st.sampled_from(["replace", "surrogateescape"])))
+        return Text(text) if kind == "Text" else text
+    return {"bytes": bytes, "bytearray": bytearray, "memoryview": memoryview}[kind](body)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    body=engineio3_payloads()
+    | st.binary(max_size=30)
+    | st.text(alphabet="0123456789:b4\U0001f600\u00e9x", max_size=30)
+    | st.sampled_from([None, 5, ["1:2"], b"", ""]),
+    binary=st.sampled_from([False, True, 0, 1, None]),
+    max_packets=st.sampled_from([-1, 0, 1, 3, None, 2**70, 2.5]),
+)
+def test_engineio3_payload_differential(compiled_optional, body, binary, max_packets) -> None:
+    from fastsio.protocol import engineio3
+
+    same(engineio3.decode_payload, compiled_optional[0].decode_payload, body, binary, max_packets)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    raw=st.text(max_size=12)
+    | st.binary(max_size=12)
+    | st.just(bytearray(b"\x04x"))
+    | st.just(memoryview(b"\x04y"))
+    | st.just(Text("4z"))
+    | st.sampled_from(["b", "b4", "bAA==", "b4AA==", "b4!!", "b2AA==", "4", "7", None, 5]),
+    packet_type=st.integers(-2, 8) | st.sampled_from([2.0, 7.5, "4", True, None, 2**70]),
+    data=st.none()
+    | st.text(max_size=5)
+    | st.binary(max_size=5)
+    | st.sampled_from([5, [1], bytearray(b"ba"), memoryview(b"mv"), Text("t")]),
+    supports_binary=st.sampled_from([True, False, 0, None]),
+    packets=st.lists(
+        st.text(max_size=6)
+        | st.binary(max_size=6)
+        | st.sampled_from(
+            [3, None, bytearray(b"b"), memoryview(b"m"), Text("x\U0001f600"), "\ud800"]
+        ),
+        max_size=4,
+    ),
+)
+def test_engineio3_packets_differential(
+    compiled_optional, raw, packet_type, data, supports_binary, packets
+) -> None:
+    from fastsio.protocol import engineio3
+
+    comp = compiled_optional[0]
+    same(engineio3.decode_packet, comp.decode_packet, raw)
+    same(engineio3.encode_packet, comp.encode_packet, packet_type, data, supports_binary)
+    same(engineio3.encode_payload, comp.encode_payload, packets, supports_binary)
+    same(engineio3.utf16_length, comp.utf16_length, raw)
+
+
+# -- the msgpack parser -------------------------------------------------------------------------
+
+
+def same_repr(pure_fn: Any, compiled_fn: Any, *args: Any) -> tuple:
+    """``same`` for decoded MessagePack, which may hold NaN (never equal to itself): compares
+    reprs, which also tells 0.0 from -0.0 and a datetime's time zone."""
+    pure = _outcome(pure_fn, *args)
+    assert repr(_outcome(compiled_fn, *args)) == repr(pure), args
+    return pure
+
+
+_ack_values = st.none() | st.integers(-2, 2**53 + 1) | st.sampled_from([True, 1.5, "3", 2**64])
+_msgpack_leaves = (
+    _leaves
+    | st.floats()
+    | st.binary(max_size=8)
+    | st.datetimes(
+        timezones=st.none() | st.just(datetime.timezone.utc),
+        min_value=datetime.datetime(1, 1, 2),
+    )
+)
+msgpack_values = st.recursive(
+    _msgpack_leaves,
+    lambda c: (
+        st.lists(c, max_size=4)
+        | st.tuples(c, c)
+        | st.dictionaries(_keys | st.integers(0, 3), c, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    packet_type=packet_types,
+    nsp=namespaces,
+    data=st.none()
+    | msgpack_values
+    | st.sampled_from([object(), 2**70, -(2**64), {1.5: "x"}, bytearray(b"b"), memoryview(b"m")]),
+    ack=_ack_values,
+)
+def test_msgpack_encode_differential(compiled_optional, packet_type, nsp, data, ack) -> None:
+    from fastsio.protocol import msgpack_parser
+
+    comp = compiled_optional[1]
+    same_repr(msgpack_parser.encode_packet, comp.encode_packet, packet_type, nsp, data, ack)
+    same_repr(msgpack_parser.encode_packet_v2, comp.encode_packet_v2, packet_type, nsp, data, ack)
+
+
+@st.composite
+def msgpack_packets(draw) -> bytes | str:
+    """A packet as socket.io-msgpack-parser / notepack.io write it (extension types included), a
+    near miss, or the JSON text of the 2.x line; often corrupted."""
+    import msgpack
+
+    ext = st.sampled_from(
+        [
+            msgpack.ExtType(0, b"\x00"),  # undefined
+            msgpack.ExtType(0, (1700000000123).to_bytes(8, "big")),  # Date
+            msgpack.ExtType(0, (2**62).to_bytes(8, "big")),  # Date out of range
+            msgpack.ExtType(0, b"abc"),  # ArrayBuffer
+            msgpack.ExtType(5, b"xyz"),  # another application's
+        ]
+    )
+    leaves = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats()
+    value = st.recursive(
+        leaves | st.text(max_size=8) | st.binary(max_size=6) | ext,
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(_keys, c, max_size=3),
+        max_leaves=8,
+    )
+    values = st.lists(value, max_size=3)
+    if draw(st.integers(0, 3)):  # well formed, for one of the two lines (types 5, 6: 2.x only)
+        packet_type = draw(st.integers(0, 6))
+        packet: dict = {"type": packet_type, "nsp": draw(st.sampled_from(["/", "/chat"]))}
+        if packet_type in (2, 5):
+            packet["data"] = [draw(st.sampled_from(["e", "chat message"])), *draw(values)]
+            if draw(st.booleans()):
+                packet["id"] = draw(st.integers(0, 2**53 - 1))
+        elif packet_type in (3, 6):
+            packet["data"] = draw(values)
+            packet["id"] = draw(st.integers(0, 2**53 - 1))
+        elif packet_type == 0 and draw(st.booleans()):
+            packet["data"] = draw(st.dictionaries(_keys, value, max_size=3))
+        elif packet_type == 4:
+            packet["data"] = draw(st.text(max_size=8) | st.dictionaries(_keys, value, max_size=2))
+        if draw(st.integers(0, 4)) == 0:  # what socket.io-client adds
+            packet["options"] = {"compress": True}
+            packet.setdefault("id", msgpack.ExtType(0, b"\x00"))
+        items = list(packet.items())
+        packet = dict(draw(st.permutations(items)))
+    else:  # near misses
+        packet = {"type": draw(st.integers(-1, 7) | st.sampled_from(["2", True, 2.0]))}
+        if draw(st.integers(0, 4)):
+            packet["nsp"] = draw(st.sampled_from(["/", "/chat", 2, None]) | ext)
+        kind = draw(st.integers(0, 3))
+        if kind == 0:
+            packet["data"] = [draw(st.sampled_from(["e", "connect", 1]) | ext), *draw(values)]
+        elif kind == 1:
+            packet["data"] = draw(value)
+        if draw(st.booleans()):
+            packet["id"] = draw(
+                _ack_values.filter(lambda v: not isinstance(v, int) or v < 2**64) | ext
+            )
+        if draw(st.integers(0, 5)) == 0:
+            return msgpack.packb([packet["type"], packet.get("data")], use_bin_type=True)
+    if draw(st.integers(0, 5)) == 0:  # the 2.x line's JSON text
+        plain = {k: v for k, v in packet.items() if not isinstance(v, msgpack.ExtType)}
+        return json.dumps(plain, default=repr)
+    raw = msgpack.packb(packet, use_bin_type=True)
+    if draw(st.integers(0, 2)) == 0:
+        chars = bytearray(raw)
+        for position, byte in draw(
+            st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=3)
+        ):
+            if chars:
+                chars[position % len(chars)] = byte
+        raw = bytes(chars[: draw(st.integers(0, len(chars)))]) + draw(st.binary(max_size=4))
+    return raw
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    raw=msgpack_packets()
+    | st.binary(max_size=40)
+    | st.text(max_size=20)
+    | st.sampled_from([None, 5, bytearray(b"\x80"), memoryview(b"\x80"), Text('{"type":0}')]),
+)
+def test_msgpack_decode_differential(compiled_optional, raw) -> None:
+    pytest.importorskip("msgpack")
+    from fastsio.protocol import msgpack_parser
+
+    comp = compiled_optional[1]
+    same_repr(msgpack_parser.decode_packet, comp.decode_packet, raw)
+    same_repr(msgpack_parser.decode_packet_v2, comp.decode_packet_v2, raw)
+    same_repr(msgpack_parser.PacketDecoder().feed, comp.PacketDecoder().feed, raw)
+    same_repr(msgpack_parser.PacketDecoderV2().feed, comp.PacketDecoderV2().feed, raw)
+
+
+def test_msgpack_deep_nesting(compiled_optional) -> None:
+    from fastsio.protocol import msgpack_parser
+
+    comp = compiled_optional[1]
+    for depth in (100, 199, 200, 201, 300, 600, 5000, 100_000):
+        # through the msgpack package, and through the exact reader (an undefined at the bottom)
+        for leaf in (b"\x01", b"\xd4\x00\x00"):
+            raw = b"\x91" * depth + leaf
+            same_repr(msgpack_parser.decode_packet, comp.decode_packet, raw)
+        data: Any = 1
+        for _ in range(min(depth, 5000)):
+            data = [data]
+        same_repr(msgpack_parser.encode_packet, comp.encode_packet, 2, "/", ["e", data])
+
+
+def test_msgpack_parser_objects(compiled_optional) -> None:
+    from fastsio.protocol import msgpack_parser
+
+    comp = compiled_optional[1]
+    packet = pure_socketio.Packet(2, "/", ["e", b"\x01"], 5)
+    for pure, compiled_parser in (
+        (msgpack_parser.MsgpackParser(), comp.MsgpackParser()),
+        (msgpack_parser.MsgpackParser().for_eio3(), comp.MsgpackParser().for_eio3()),
+    ):
+        assert pure.name == compiled_parser.name == "msgpack"
+        assert compiled_parser.encode(packet) == pure.encode(packet)
+        assert compiled_parser.encode_packet(0, "/", {"a": 1}) == pure.encode_packet(
+            0, "/", {"a": 1}
+        )
+        decoder = compiled_parser.decoder()
+        assert decoder.pending is False and decoder.reset() is None
+        assert decoder.feed(pure.encode(packet)[0]) == packet
 
 
 # -- WebSocket ----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import binascii
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..protocol import engineio3
+from .. import _impl
 from ..protocol.errors import ProtocolError
 from .session import _MESSAGE, EngineSession, _WebSocketListener
 
@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..http.request import Request
 
 logger = logging.getLogger("fastsio.engine")
+
+engineio3 = _impl.engineio3  # the v3 codec, compiled or pure (picked by fastsio._impl)
 
 _PING, _PONG, _CLOSE, _NOOP = "2", "3", "1", "6"
 _BINARY_PREFIX = b"\x04"

@@ -314,7 +314,7 @@ def decode_payload(
             raise ProtocolError("empty Engine.IO v3 payload")
         return _decode_binary_payload(bytes(body), max_packets)
     if isinstance(body, str):
-        text = body
+        text = str(body)  # exactly a str (a subclass is copied), as the compiled twin types it
     else:
         try:
             text = str(body, "utf-8")

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from fastsio.protocol import engineio3 as eio3
+from fastsio._impl import engineio3 as eio3  # compiled or pure, as the server uses it
 
 from .conftest import NODE_V2_DIR
 

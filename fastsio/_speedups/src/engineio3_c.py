@@ -1,0 +1,1 @@
+../../protocol/engineio3.py

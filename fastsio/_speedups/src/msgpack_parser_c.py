@@ -1,0 +1,1 @@
+../../protocol/msgpack_parser.py
