@@ -2,23 +2,36 @@
 
 ``start(coro, on_done)`` runs the coroutine *now*, in the caller's stack, until it first suspends.
 A handler that never waits on anything (most of them: they emit and return) therefore finishes
-before ``start`` returns, costs no Task and no loop iteration, and its ack goes out at once. Only a
-coroutine that really suspends is handed to the loop, wrapped in a Task that resumes it exactly
-where it stopped.
+before ``start`` returns, costs no loop iteration, and its ack goes out at once. Only a coroutine
+that really suspends is left to the loop, in a Task that resumes it exactly where it stopped.
 
-Python >= 3.12 has this machinery built in (``asyncio.Task(..., eager_start=True)``, the engine of
-``asyncio.eager_task_factory``), and it also makes ``asyncio.current_task()`` return the new Task
-during the first step, which ``asyncio.timeout()`` and (since 3.12) ``asyncio.wait_for()`` need. It
-is used there. Older Pythons get the hand-written driver below; on it the first step runs with the
-caller's current task (usually none, as handlers run from protocol callbacks), so
-``asyncio.timeout()`` before the first suspension raises RuntimeError there; ``wait_for`` works.
+Two implementations, the same contract (``tests/test_socketio_eager.py`` runs both where both
+exist):
 
-Each step runs in a copy of the caller's context (``contextvars``), as a Task's would.
+- Python >= 3.12: ``asyncio.Task(..., eager_start=True)``, the engine of
+  ``asyncio.eager_task_factory`` (:func:`_start_eager_task`). The Task exists from the first step
+  on, so ``asyncio.current_task()`` is the handler's own Task throughout, and ``asyncio.timeout()``,
+  ``asyncio.TaskGroup`` and (since 3.12 built on timeout) ``asyncio.wait_for()`` work anywhere in
+  the handler. A Task that finishes during its first step is never scheduled.
+- Older Pythons: a hand-written driver (:func:`_start_driven`). There a C Task cannot be created
+  without scheduling its first step, which is the cost this module exists to avoid, so the first
+  step runs with *no* current task: ``asyncio.current_task()`` is None there and
+  ``asyncio.timeout()`` / ``TaskGroup`` raise RuntimeError until the handler first suspends (an
+  ``await asyncio.sleep(0)`` at its top is the workaround; ``wait_for`` works everywhere). The
+  caller's own task, when ``start`` is called from one (``await socket.disconnect()`` in a handler
+  fires the disconnect handlers), is hidden during that step, so that a timeout or TaskGroup can
+  never bind to it and cancel the wrong task. After the first suspension the handler runs in the
+  Task that ``start`` returned, and all of asyncio works as usual.
+
+Either way the handler runs in a copy of the caller's context (``contextvars``), as a Task does,
+and ``on_done`` runs in the handler's context at its end (so a value a connection middleware sets
+is seen by the next middleware and the connection handler, which it starts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import contextvars
 import logging
 import sys
@@ -33,11 +46,28 @@ OnDone = Callable[[Any, Optional[BaseException]], None]
 
 _CoroutineType = types.CoroutineType
 _CancelledError = asyncio.CancelledError
-_USE_EAGER_TASKS = sys.version_info >= (3, 12)
+_copy_context = contextvars.copy_context
+_get_running_loop = asyncio.get_running_loop
+_enter_task = asyncio.tasks._enter_task
+_leave_task = asyncio.tasks._leave_task
+_DONE = object()  # what the driver's first step returns when the coroutine did not suspend
+
+#: ``asyncio.Task(..., eager_start=True)`` exists (3.12+)
+EAGER_TASKS = sys.version_info >= (3, 12)
+
+_current_task = asyncio.current_task
+if EAGER_TASKS:  # built in and cheap since 3.12: always ask (the driver is only tested there)
+    _current_tasks: Any = True
+else:
+    #: loop -> the task it runs now: empty while no task runs, as when the protocol calls
+    #: handlers. The driver looks at it first, as asking for the running loop costs a getpid()
+    #: call before 3.12.
+    _current_tasks = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
 
 #: Tasks carrying on suspended handlers. asyncio keeps only weak references to tasks; this set
 #: keeps them alive until they finish (and lets the server cancel them when it closes).
 running_tasks: set = set()
+_discard = running_tasks.discard
 
 
 def is_coroutine(value: Any) -> bool:
@@ -47,32 +77,6 @@ def is_coroutine(value: Any) -> bool:
     if type(value) is _CoroutineType:
         return True
     return asyncio.iscoroutine(value)
-
-
-def start(coro: Any, on_done: OnDone | None = None) -> asyncio.Task | None:
-    """Run ``coro`` until it first suspends, then let the loop carry on with it.
-
-    ``on_done(result, None)`` or ``on_done(None, exception)`` is called when the coroutine ends:
-    before ``start`` returns if it never suspended. Returns None then, else the Task that carries
-    on (``task.cancel()`` cancels the coroutine; ``on_done`` then gets the CancelledError).
-    Exceptions are passed to ``on_done``, or logged when there is none; KeyboardInterrupt and
-    SystemExit propagate.
-    """
-    if _USE_EAGER_TASKS:  # pragma: no cover - depends on the Python version
-        return _start_eager_task(coro, on_done)
-    ctx = contextvars.copy_context()
-    try:
-        yielded = ctx.run(coro.send, None)
-    except StopIteration as stop:
-        _finish(on_done, stop.value, None)
-        return None
-    except (Exception, _CancelledError) as exc:  # noqa: BLE001 - reported to on_done
-        _finish(on_done, None, exc)
-        return None
-    task = asyncio.get_running_loop().create_task(_carry_on(coro, yielded, ctx, on_done))
-    running_tasks.add(task)
-    task.add_done_callback(running_tasks.discard)
-    return task
 
 
 def call(handler: Callable, args: tuple, on_done: OnDone | None = None) -> asyncio.Task | None:
@@ -114,66 +118,138 @@ def _finish(on_done: OnDone | None, result: Any, exc: BaseException | None) -> N
         logger.exception("exception in a handler's completion callback")
 
 
-@types.coroutine
-def _delegate(coro: Any, yielded: Any, ctx: contextvars.Context) -> Any:
-    """``yield from`` for a coroutine that has already been started: pass what it yielded up to
-    the Task, and what the Task sends or throws back down, each step in the coroutine's context."""
-    run = ctx.run
-    while True:
-        try:
-            sent = yield yielded
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:  # noqa: BLE001 - thrown into the coroutine, as yield from does
-            try:
-                yielded = run(coro.throw, exc)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                yielded = run(coro.send, sent)
-            except StopIteration as stop:
-                return stop.value
+# --------------------------------------------------------------------------- Python >= 3.12
 
 
-async def _carry_on(coro: Any, yielded: Any, ctx: contextvars.Context, on_done: OnDone | None):
+def _start_eager_task(coro: Any, on_done: OnDone | None = None) -> asyncio.Task | None:
+    """:func:`start` on ``asyncio.Task(..., eager_start=True)`` (Python >= 3.12)."""
+    # loop= is needed: 3.12.1 fails an eager start without it (AttributeError on None.is_running)
+    task = asyncio.Task(_run(coro, on_done), loop=_get_running_loop(), eager_start=True)
+    if task.done():  # finished in its first step: never scheduled, nothing left to keep
+        return None
+    running_tasks.add(task)
+    task.add_done_callback(_discard)
+    return task
+
+
+async def _run(coro: Any, on_done: OnDone | None) -> None:
+    """The eager Task's coroutine: the handler, then ``on_done``. Only a cancellation ends the
+    Task with an exception, so awaiting it behaves as the driver's Task does."""
     try:
-        result = await _delegate(coro, yielded, ctx)
+        result = await coro
     except _CancelledError as exc:
         _finish(on_done, None, exc)
         raise
     except Exception as exc:  # noqa: BLE001 - reported to on_done
         _finish(on_done, None, exc)
     else:
-        _finish(on_done, result, None)
+        if on_done is not None:
+            _finish(on_done, result, None)
 
 
-def _start_eager_task(coro: Any, on_done: OnDone | None) -> asyncio.Task | None:  # pragma: no cover
-    loop = asyncio.get_running_loop()
-    task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
-    if task.done():
-        _report_task(on_done, task)
+# --------------------------------------------------------------------------- Python < 3.12
+
+
+def _start_driven(coro: Any, on_done: OnDone | None = None) -> asyncio.Task | None:
+    """:func:`start` driving the coroutine's first step by hand (any Python; used before 3.12)."""
+    ctx = _copy_context()
+    caller = _current_task() if _current_tasks else None
+    if caller is None:  # the usual case: called from a protocol callback
+        yielded = ctx.run(_first_step, coro, on_done)
+    else:  # hide the caller's task: a timeout or TaskGroup must not bind to it
+        loop = caller.get_loop()
+        _leave_task(loop, caller)
+        try:
+            yielded = ctx.run(_first_step, coro, on_done)
+        finally:
+            _enter_task(loop, caller)
+    if yielded is _DONE:
         return None
+    carry_on: Any = _CarryOn(coro, yielded, ctx, on_done)
+    task = _get_running_loop().create_task(carry_on)
     running_tasks.add(task)
-
-    def done(finished: asyncio.Task) -> None:
-        running_tasks.discard(finished)
-        _report_task(on_done, finished)
-
-    task.add_done_callback(done)
+    task.add_done_callback(_discard)
     return task
 
 
-def _report_task(on_done: OnDone | None, task: asyncio.Task) -> None:  # pragma: no cover
-    if task.cancelled():
-        try:
-            task.result()
-        except _CancelledError as exc:
-            _finish(on_done, None, exc)
-        return
-    exc = task.exception()
-    if exc is not None:
+def _first_step(coro: Any, on_done: OnDone | None) -> Any:
+    """Run in the handler's context: the coroutine's first step, and ``on_done`` if that was
+    also its last. Returns what the coroutine yielded, or ``_DONE``."""
+    try:
+        return coro.send(None)
+    except StopIteration as stop:
+        if on_done is not None:
+            _finish(on_done, stop.value, None)
+    except (Exception, _CancelledError) as exc:  # noqa: BLE001 - reported to on_done
         _finish(on_done, None, exc)
-    else:
-        _finish(on_done, task.result(), None)
+    return _DONE
+
+
+class _CarryOn:
+    """The coroutine of the Task that carries on a suspended handler: hands the Task what the
+    handler yielded in its first step, then passes each ``send``/``throw`` down to it, in its
+    context, and calls ``on_done`` at its end. Unlike an ``async def`` wrapper it also delivers a
+    cancellation that comes before the Task's first step (``task.cancel()`` right after
+    :func:`start`) to the handler, and ``on_done`` hears of it."""
+
+    __slots__ = ("coro", "ctx", "on_done", "pending")
+
+    def __init__(self, coro: Any, yielded: Any, ctx: contextvars.Context, on_done: Any) -> None:
+        self.coro = coro
+        self.pending = yielded
+        self.ctx = ctx
+        self.on_done = on_done
+
+    def send(self, value: Any) -> Any:
+        pending = self.pending
+        if pending is not _DONE:  # the Task's first step: hand up what start()'s step yielded
+            self.pending = _DONE
+            if pending is not None:
+                return pending
+            # None (a bare yield: asyncio.sleep(0)) asks for one loop iteration's pause, and this
+            # step already comes an iteration later: resume at once rather than pause again
+        try:
+            return self.ctx.run(self.coro.send, value)
+        except StopIteration as stop:
+            self._end(stop.value, None)
+        except (Exception, _CancelledError) as exc:  # noqa: BLE001 - reported to on_done
+            self._end(None, exc)
+        raise StopIteration
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self.pending = _DONE
+        args = (typ,) if val is None and tb is None else (typ, val, tb)
+        try:
+            return self.ctx.run(self.coro.throw, *args)
+        except StopIteration as stop:
+            self._end(stop.value, None)
+        except (Exception, _CancelledError) as exc:  # noqa: BLE001 - reported to on_done
+            self._end(None, exc)
+        raise StopIteration
+
+    def close(self) -> None:
+        self.pending = _DONE
+        self.coro.close()
+
+    def _end(self, result: Any, exc: BaseException | None) -> None:
+        """The handler is over: ``on_done`` in its context; a cancellation goes on to the Task."""
+        if self.on_done is not None or exc is not None:
+            self.ctx.run(_finish, self.on_done, result, exc)
+        if isinstance(exc, _CancelledError):
+            raise exc
+
+    def __getattr__(self, name: str) -> Any:  # cr_code, __qualname__ ...: asyncio's Task repr
+        return getattr(self.coro, name)
+
+
+collections.abc.Coroutine.register(_CarryOn)  # what asyncio.Task accepts
+
+
+#: ``start(coro, on_done=None) -> Task | None``: run ``coro`` until it first suspends, then let the
+#: loop carry on with it. ``on_done(result, None)`` or ``on_done(None, exception)`` is called when
+#: the coroutine ends: before ``start`` returns if it never suspended, and ``start`` returns None
+#: then; else it returns the Task that carries on. ``task.cancel()`` cancels the coroutine:
+#: ``on_done`` gets the CancelledError, and awaiting the Task raises it; any other exception goes
+#: to ``on_done`` (or is logged when there is none), never into the Task. KeyboardInterrupt and
+#: SystemExit propagate.
+start = _start_eager_task if EAGER_TASKS else _start_driven
