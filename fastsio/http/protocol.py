@@ -421,7 +421,9 @@ class HttpProtocol(asyncio.Protocol):
         self._closing = True  # this object is done with the transport
         server._connections.discard(self)
         server._connections.add(conn)
-        transport.write(data)
+        # Corked like any frame: the 101 and the first frames the handler sends at once (the
+        # Engine.IO open packet) leave in one send() at the end of the tick, not two.
+        conn._write(data)
         transport.set_protocol(conn)
         if self._reading_paused:
             self._reading_paused = False
