@@ -15,28 +15,9 @@ import pytest
 from fastsio.engine import EngineServer
 from fastsio.protocol import engineio3 as eio3
 from tests.rawclient import WebSocketClient, http_request
+from tests.test_engine import EchoApp
 
 OCTET = {"Content-Type": "application/octet-stream"}
-
-
-class EchoApp:
-    def __init__(self) -> None:
-        self.sessions: list = []
-        self.received: list = []
-        self.closed: dict = {}
-
-    def on_connection(self, session) -> None:
-        self.sessions.append(session)
-
-        def on_message(data):
-            self.received.append(data)
-            session.send(data)
-
-        def on_close(reason):
-            self.closed[session.sid] = (reason, time.monotonic())
-
-        session.on_message = on_message
-        session.on_close = on_close
 
 
 @pytest.fixture
