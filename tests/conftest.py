@@ -80,33 +80,40 @@ def url(server) -> str:
 # --------------------------------------------------------------------------- Node side
 
 
+def npm_ci(directory: Path, required: tuple[str, ...] = ("socket.io-client",)) -> Path:
+    """``directory``/node_modules, installed with ``npm ci`` from its lock file when one of the
+    ``required`` packages is missing. Fails the test with a clear message when Node or npm is
+    absent or the install fails. Every npm folder of the tests (and the chat demo) goes through
+    here."""
+    if shutil.which("node") is None:
+        pytest.fail("this test needs Node.js (`node`) on PATH", pytrace=False)
+    modules = directory / "node_modules"
+    if all((modules / name / "package.json").exists() for name in required):
+        return modules
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail(
+            f"{modules} is missing and `npm` is not on PATH: install Node.js/npm or run "
+            f"`npm ci` in {directory}",
+            pytrace=False,
+        )
+    proc = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund"],
+        check=False,
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"`npm ci` in {directory} failed:\n{proc.stdout}\n{proc.stderr}", pytrace=False)
+    return modules
+
+
 @pytest.fixture(scope="session")
 def node_modules() -> Path:
     """tests/node/node_modules, installed from the lock file if it is missing."""
-    if shutil.which("node") is None:
-        pytest.fail("interop tests need Node.js (`node`) on PATH", pytrace=False)
-    modules = NODE_DIR / "node_modules"
-    if not (modules / "socket.io-client" / "package.json").exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail(
-                "tests/node/node_modules is missing and `npm` is not on PATH: install Node.js/npm "
-                "or run `npm ci` in tests/node",
-                pytrace=False,
-            )
-        proc = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            check=False,
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if proc.returncode != 0:
-            pytest.fail(
-                f"`npm ci` in {NODE_DIR} failed:\n{proc.stdout}\n{proc.stderr}", pytrace=False
-            )
-    return modules
+    return npm_ci(NODE_DIR)
 
 
 def to_json(value: Any) -> Any:

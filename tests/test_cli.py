@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from fastsio import cli
+from tests.conftest import npm_ci
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 15.0  # seconds for a server process to print its URL line
@@ -418,23 +419,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 @pytest.fixture(scope="session")
 def chat_client_modules() -> Path:
     """examples/chat/node_modules (the demo's pinned socket.io-client), installed if missing."""
-    if shutil.which("node") is None:
-        pytest.fail("the chat demo test needs Node.js (`node`) on PATH", pytrace=False)
-    modules = CHAT_DIR / "node_modules"
-    if not (modules / "socket.io-client" / "package.json").exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("examples/chat/node_modules is missing and `npm` is not on PATH",
-                        pytrace=False)  # fmt: skip
-        proc = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=CHAT_DIR, check=False, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            pytest.fail(
-                f"`npm ci` in {CHAT_DIR} failed:\n{proc.stdout}\n{proc.stderr}", pytrace=False
-            )
-    return modules
+    return npm_ci(CHAT_DIR)
 
 
 def test_chat_demo(chat_client_modules: Path, start_server, tmp_path: Path) -> None:

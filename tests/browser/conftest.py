@@ -34,6 +34,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import npm_ci
+
 BROWSER_DIR = Path(__file__).resolve().parent
 REPO = BROWSER_DIR.parent.parent
 CHAT_DIR = REPO / "examples" / "chat"
@@ -92,27 +94,6 @@ def chromium() -> str:
         if not os.access(CHROMIUM, os.X_OK):
             give_up(f"{CHROMIUM} is missing and could not be installed: {problem or 'unknown'}")
     return CHROMIUM
-
-
-def npm_ci(directory: Path) -> Path:
-    """``directory``/node_modules, installed with ``npm ci`` from the lock file if missing."""
-    modules = directory / "node_modules"
-    if (modules / "socket.io-client" / "package.json").exists():
-        return modules
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail(f"{modules} is missing and `npm` is not on PATH", pytrace=False)
-    proc = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"`npm ci` in {directory} failed:\n{proc.stdout}\n{proc.stderr}", pytrace=False)
-    return modules
 
 
 BUNDLE_DIRS = {"v4": CHAT_DIR, "v2": BROWSER_DIR}  # where each bundle's package.json is

@@ -14,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEFAULT_TIMEOUT, NodeProcess
+from tests.conftest import DEFAULT_TIMEOUT, NodeProcess, npm_ci
 
 NODE_V2_DIR = Path(__file__).resolve().parents[1] / "node_v2"
 WATCHDOG_SECONDS = 90
@@ -29,30 +27,7 @@ REQUIRED = ("sio2", "sio2-last", "sio4", "socket.io-msgpack-parser", "msgpack-pa
 
 @pytest.fixture(scope="session")
 def node_v2_modules() -> Path:
-    if shutil.which("node") is None:
-        pytest.fail("interop tests need Node.js (`node`) on PATH", pytrace=False)
-    modules = NODE_V2_DIR / "node_modules"
-    if not all((modules / name / "package.json").exists() for name in REQUIRED):
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail(
-                "tests/node_v2/node_modules is missing and `npm` is not on PATH: install "
-                "Node.js/npm or run `npm ci` in tests/node_v2",
-                pytrace=False,
-            )
-        proc = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            check=False,
-            cwd=NODE_V2_DIR,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if proc.returncode != 0:
-            pytest.fail(
-                f"`npm ci` in {NODE_V2_DIR} failed:\n{proc.stdout}\n{proc.stderr}", pytrace=False
-            )
-    return modules
+    return npm_ci(NODE_V2_DIR, REQUIRED)
 
 
 @pytest.fixture
