@@ -38,7 +38,7 @@ import sys
 import types
 from typing import Any, Callable, Optional
 
-__all__ = ["call", "is_coroutine", "running_tasks", "start"]
+__all__ = ["call", "is_coroutine", "running_tasks", "settle", "start"]
 
 logger = logging.getLogger("fastsio")
 
@@ -90,6 +90,12 @@ def call(handler: Callable, args: tuple, on_done: OnDone | None = None) -> async
     except Exception as exc:  # noqa: BLE001 - reported to on_done
         _finish(on_done, None, exc)
         return None
+    return settle(result, on_done)
+
+
+def settle(result: Any, on_done: OnDone | None) -> asyncio.Task | None:
+    """The second half of :func:`call`, for a caller that called the handler itself: ``result``
+    is what it returned (a value, a coroutine to start eagerly, or a Future to wait for)."""
     if result is None:
         if on_done is not None:
             _finish(on_done, None, None)

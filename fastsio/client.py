@@ -70,9 +70,7 @@ class Client:
         self._connect_timer: Any = None
         timeout = server.connect_timeout
         if timeout:
-            self._connect_timer = asyncio.get_running_loop().call_later(
-                timeout, self._connect_timed_out
-            )
+            self._connect_timer = session.loop.call_later(timeout, self._connect_timed_out)
         session.on_message = self._on_message
         session.on_close = self._on_close
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import _eager, _impl
 from .adapter import is_writable
@@ -18,6 +18,7 @@ from .broadcast import (
     check_event_name,
     log_exception,
 )
+from .engine.ids import random_id
 from .exceptions import AckTimeoutError, DisconnectedError
 
 __all__ = ["Handshake", "Socket", "SocketEmitter"]
@@ -29,11 +30,6 @@ _DISCONNECT = _impl.socketio.DISCONNECT
 # Socket states. ``connected`` is True in CONNECTED and DISCONNECTING (Node sets it to false only
 # after the "disconnecting" handlers and leaving the rooms).
 CONNECTING, CONNECTED, DISCONNECTING, DISCONNECTED = range(4)
-
-
-def new_socket_id() -> str:
-    """20 URL-safe characters from 15 random bytes, like Node's base64id."""
-    return secrets.token_urlsafe(15)
 
 
 def _http_date(now: float) -> str:
@@ -137,7 +133,7 @@ class Socket:
     def __init__(self, nsp: Any, client: Any, auth: dict | None) -> None:
         eio3 = client.protocol == 3
         # a Socket.IO v2 client derives its socket id from the Engine.IO sid: keep them equal
-        self.id: str = client._eio3_socket_id(nsp.name) if eio3 else new_socket_id()
+        self.id: str = client._eio3_socket_id(nsp.name) if eio3 else random_id()
         self.nsp = nsp
         self.server = nsp.server
         self.client = client
@@ -183,7 +179,19 @@ class Socket:
     def emit(self, event: str, *args: Any, ack: Callable | None = None) -> bool:
         """Send an event to this client; returns at once. ``ack(*args)`` is called with the
         client's acknowledgement, if it sends one."""
-        check_event_name(event)
+        if type(event) is not str or event in RESERVED_EVENTS:
+            check_event_name(event)  # raises
+        if ack is None and self._state < DISCONNECTED:
+            # _emit's common case, inlined: one of the hottest paths (every reply)
+            client = self.client
+            if not client.closed:
+                parts = client.encode(_EVENT, self.nsp.name, [event, *args], None)
+                session = client.session
+                session.send(parts[0])
+                if len(parts) > 1:
+                    for attachment in parts[1:]:
+                        session.send(attachment)
+            return True
         return self._emit([event, *args], ack, None, False)
 
     def send(self, *args: Any, ack: Callable | None = None) -> bool:
@@ -325,7 +333,15 @@ class Socket:
         handlers = self.nsp._handlers.get(event)
         if handlers:
             for handler in handlers:
-                _eager.call(handler, (self, *args), _HandlerDone(self, event, ack_id))
+                # _eager.call, inlined: the usual sync handler that returns None to a client
+                # that wants no ack costs no completion object and no further call
+                try:
+                    result = handler(self, *args)
+                except Exception as exc:  # noqa: BLE001 - logged by _HandlerDone
+                    _HandlerDone(self, event, None)(None, exc)
+                else:
+                    if result is not None or ack_id is not None:
+                        _eager.settle(result, _HandlerDone(self, event, ack_id))
                 ack_id = None  # the first handler answers the ack
         listeners = self._listeners.get(event) if self._listeners else None
         if listeners:

@@ -1,7 +1,7 @@
 """Fake Engine.IO sessions for testing the Socket.IO layer without sockets.
 
 A ``FakeSession`` implements the engine contract (docs/architecture.md): ``sid``, ``request``,
-``closed``, ``on_message``, ``on_close``, ``send``, ``send_prepared``, ``close``, ``writable``,
+``closed``, ``loop``, ``on_message``, ``on_close``, ``send``, ``send_prepared``, ``close``, ``writable``,
 ``write_buffer_size``. It records what the server sent, as Socket.IO packets (text without the
 Engine.IO ``4`` prefix, binary attachments as bytes), and checks that prepared broadcast frames
 match their packets.
@@ -9,6 +9,7 @@ match their packets.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
@@ -53,6 +54,10 @@ class FakeSession:
         self.prepared = 0
         self.writable = True
         self.buffered = 0
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
 
     # -- the engine contract (server -> client) --------------------------------------------------
 

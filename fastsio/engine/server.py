@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import secrets
 from collections.abc import Iterable
 from typing import Any, Callable
 
 import orjson
 
 from ..http.cors import cors_headers, origin_allowed, preflight_headers
+from .ids import random_id
 from .session import EngineSession
 from .session3 import EngineSession3
 
@@ -40,11 +40,6 @@ _ERROR_MESSAGES = {
 }
 
 KNOWN_TRANSPORTS = ("polling", "websocket")
-
-
-def generate_sid() -> str:
-    """20 URL-safe characters from 15 random bytes, like Node's base64id."""
-    return secrets.token_urlsafe(15)
 
 
 def http_body_limit(max_http_buffer_size: int) -> int:
@@ -197,8 +192,8 @@ class EngineServer:
             self._send_error(request, 403, FORBIDDEN)
 
     def _open_session(self, request: Any, transport: str, protocol: int = 4) -> None:
-        loop = asyncio.get_running_loop()
-        sid = generate_sid()
+        loop = request.loop
+        sid = random_id()
         session_class = EngineSession if protocol == 4 else EngineSession3
         session = session_class(self, sid, request, loop)
         self.sessions[sid] = session

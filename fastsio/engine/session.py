@@ -9,7 +9,8 @@ Per-connection state lives in ``__slots__`` objects and the heartbeat is two tim
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .. import _impl
 from ..protocol.errors import ProtocolError
@@ -52,7 +53,15 @@ class _WebSocketListener:
         self.session = session
 
     def on_text(self, text: str) -> None:
-        self.session._receive_text(text)
+        session = self.session
+        if text[:1] == _MESSAGE and not session.closed:
+            # _receive_text and _deliver, inlined for the hot case: a message packet
+            try:
+                session.on_message(text[1:])
+            except Exception:
+                logger.exception("session %s: error in message handler", session.sid)
+        else:
+            session._receive_text(text)
 
     def on_binary(self, data: bytes) -> None:
         session = self.session
@@ -118,7 +127,6 @@ class EngineSession:
     __slots__ = (
         "__weakref__",
         "_flush_handle",
-        "_loop",
         "_ping_handle",
         "_poll_buffer",
         "_poll_request",
@@ -127,6 +135,7 @@ class EngineSession:
         "_ws",
         "_ws_listener",
         "closed",
+        "loop",
         "on_close",
         "on_message",
         "request",
@@ -143,7 +152,7 @@ class EngineSession:
         self.on_message: Callable[[str | bytes], None] = _ignore_message
         self.on_close: Callable[[str], None] = _ignore_close
         self.closed = False
-        self._loop = loop
+        self.loop = loop
         self._ws: Any = None
         self._ws_listener: _WebSocketListener | None = None
         self._probe: _ProbeListener | None = None
@@ -165,7 +174,8 @@ class EngineSession:
                 ws.send_text(_MESSAGE + data)
             else:
                 ws.send_binary(data)
-            self._check_backpressure(ws)
+            if ws.writing_paused:
+                self._check_backpressure(ws)
         else:
             self._queue_polling(_MESSAGE + data if type(data) is str else data)
 
@@ -177,7 +187,8 @@ class EngineSession:
         ws = self._ws
         if ws is not None:
             ws.send_frame(frame)
-            self._check_backpressure(ws)
+            if ws.writing_paused:
+                self._check_backpressure(ws)
         else:
             self._queue_polling(packet)
 
@@ -198,9 +209,9 @@ class EngineSession:
         return len(self._poll_buffer)
 
     def _check_backpressure(self, ws: Any) -> None:
-        # writing_paused is the transport's high-water mark signal: a flag read, where asking
-        # for the buffer size on every send cost 12% of the echo profile.
-        if ws.writing_paused and ws.write_buffer_size() > MAX_WRITE_BUFFER:
+        # Called once writing_paused is set (the transport's high-water mark signal, a flag the
+        # callers read: asking for the buffer size on every send cost 12% of the echo profile).
+        if ws.write_buffer_size() > MAX_WRITE_BUFFER:
             logger.warning("session %s: peer does not read, closing", self.sid)
             self._close("transport error", notify_peer=False)
             ws.close(1008, "write buffer overflow")
@@ -221,7 +232,7 @@ class EngineSession:
             return
         # Packets queued in the same loop tick leave together in one response.
         if self._flush_handle is None and self._poll_request is not None:
-            self._flush_handle = self._loop.call_soon(self._flush_polling)
+            self._flush_handle = self.loop.call_soon(self._flush_polling)
 
     def _flush_polling(self) -> None:
         self._flush_handle = None
@@ -341,7 +352,7 @@ class EngineSession:
             return False
         probe = _ProbeListener(self)
         probe.conn = self.server._accept_websocket(request, probe)
-        probe.timer = self._loop.call_later(UPGRADE_TIMEOUT, probe.fail, 1002, "upgrade timeout")
+        probe.timer = self.loop.call_later(UPGRADE_TIMEOUT, probe.fail, 1002, "upgrade timeout")
         self._probe = probe
         return True
 
@@ -399,14 +410,14 @@ class EngineSession:
     # -- heartbeat ------------------------------------------------------------------------------
 
     def start_heartbeat(self) -> None:
-        self._ping_handle = self._loop.call_later(self.server.ping_interval, self._send_ping)
+        self._ping_handle = self.loop.call_later(self.server.ping_interval, self._send_ping)
 
     def _send_ping(self) -> None:
         self._ping_handle = None
         if self.closed:
             return
         self._send_control(_PING)
-        self._pong_handle = self._loop.call_later(self.server.ping_timeout, self._ping_timed_out)
+        self._pong_handle = self.loop.call_later(self.server.ping_timeout, self._ping_timed_out)
 
     def _on_pong(self) -> None:
         handle = self._pong_handle
@@ -414,7 +425,7 @@ class EngineSession:
             return  # a pong nobody asked for: ignore, as Node does
         handle.cancel()
         self._pong_handle = None
-        self._ping_handle = self._loop.call_later(self.server.ping_interval, self._send_ping)
+        self._ping_handle = self.loop.call_later(self.server.ping_interval, self._send_ping)
 
     def _ping_timed_out(self) -> None:
         self._pong_handle = None
@@ -475,4 +486,4 @@ class EngineSession:
                 self._respond_packets(request, [_CLOSE])
                 self.server._forget(self)
                 return
-        self._loop.call_later(self.server.ping_timeout, self.server._forget, self)
+        self.loop.call_later(self.server.ping_timeout, self.server._forget, self)

@@ -75,7 +75,8 @@ class EngineSession3(EngineSession):
                 ws.send_text(engineio3.encode_packet(4, data, False))
             else:
                 ws.send_binary(_BINARY_PREFIX + data)
-            self._check_backpressure(ws)
+            if ws.writing_paused:
+                self._check_backpressure(ws)
         else:
             self._queue_polling(_MESSAGE + data if type(data) is str else data)
 
@@ -89,7 +90,8 @@ class EngineSession3(EngineSession):
         ws = self._ws
         if ws is not None:
             ws.send_frame(frame)
-            self._check_backpressure(ws)
+            if ws.writing_paused:
+                self._check_backpressure(ws)
         else:
             self._queue_polling(packet)
 
@@ -171,7 +173,7 @@ class EngineSession3(EngineSession):
 
     def start_heartbeat(self) -> None:
         server = self.server
-        self._pong_handle = self._loop.call_later(
+        self._pong_handle = self.loop.call_later(
             server.ping_interval + server.ping_timeout, self._ping_timed_out
         )
 
@@ -183,6 +185,6 @@ class EngineSession3(EngineSession):
         if handle is not None:
             handle.cancel()
         server = self.server
-        self._pong_handle = self._loop.call_later(
+        self._pong_handle = self.loop.call_later(
             server.ping_interval + server.ping_timeout, self._ping_timed_out
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable
@@ -14,6 +15,21 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("fastsio.http")
 
 Headers = Iterable[tuple[str, str]]
+
+
+def parse_query(query_string: str) -> dict[str, str]:
+    """The query string as a dict (a repeated key keeps its last value, blank values are kept),
+    as ``dict(parse_qsl(query_string, keep_blank_values=True))``. Engine.IO queries
+    (``EIO=4&transport=websocket&sid=...``) have nothing to unquote: they skip parse_qsl, which
+    unquotes every name and value in Python."""
+    if "%" in query_string or "+" in query_string:
+        return dict(parse_qsl(query_string, keep_blank_values=True))
+    query = {}
+    for item in query_string.split("&"):
+        if item:
+            name, _, value = item.partition("=")
+            query[name] = value
+    return query
 
 
 class Request:
@@ -87,8 +103,14 @@ class Request:
         """The query string as a dict (a repeated key keeps its last value)."""
         query = self._query
         if query is None:
-            query = self._query = dict(parse_qsl(self.query_string, keep_blank_values=True))
+            query = self._query = parse_query(self.query_string)
         return query
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop of the connection this request came on."""
+        protocol = self._protocol
+        return protocol.loop if protocol is not None else asyncio.get_running_loop()
 
     def respond(self, status: int, headers: Headers = (), body: bytes = b"") -> None:
         """Send the response. Content-Length and Connection are added here; a no-op once the
