@@ -25,11 +25,13 @@ SOURCE_DIR = os.path.join(PACKAGE_DIR, "src")  # symlinks: sources to compile, n
 BUILD_DIR = os.path.join("build", "cython")
 
 
-def _extension(name: str, source: str) -> Extension:
+def _extension(name: str, source: str, cimports: tuple[str, ...] = ()) -> Extension:
     # The augmenting .pxd sits beside the compiled module (Cython finds it by module name); listed
-    # in ``depends`` so that it goes into the sdist and a change to it triggers a rebuild.
+    # in ``depends`` so that it goes into the sdist and a change to it triggers a rebuild. So are
+    # the .pxd files of the modules it cimports: their C layout is compiled into it.
     pxd = os.path.join(PACKAGE_DIR, name + ".pxd")
     depends = [pxd] if os.path.exists(os.path.join(ROOT, pxd)) else []
+    depends += [os.path.join(PACKAGE_DIR, other + ".pxd") for other in cimports]
     return Extension(f"fastsio._speedups.{name}", [source], depends=depends)
 
 
@@ -42,8 +44,11 @@ EXTENSIONS = [
     # time, not at build time), without them counting for SPEEDUPS
     _extension("engineio3_c", os.path.join(SOURCE_DIR, "engineio3_c.py")),
     _extension("msgpack_parser_c", os.path.join(SOURCE_DIR, "msgpack_parser_c.py")),
-    # hand-written: byte-level work that plain Python cannot express (its header says more)
+    # hand-written: byte-level work that plain Python cannot express (its header says more);
+    # websocket_c.pxd declares its FrameReader for wsconn_c
     _extension("websocket_c", os.path.join(PACKAGE_DIR, "websocket_c.pyx")),
+    # the per-connection WebSocket class (fastsio/http/websocket.py), cimporting that FrameReader
+    _extension("wsconn_c", os.path.join(SOURCE_DIR, "wsconn_c.py"), cimports=("websocket_c",)),
 ]
 
 COMPILER_DIRECTIVES = {

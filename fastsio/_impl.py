@@ -9,6 +9,11 @@ either package directly, so the choice is made in exactly one place:
 
 ``SPEEDUPS`` tells which (``fastsio.SPEEDUPS`` re-exports it).
 
+The per-connection WebSocket classes, ``WebSocketConnection`` and ``TickWriter``, are picked here
+too: those of ``fastsio._speedups.wsconn_c`` (fastsio/http/websocket.py compiled, its connection
+calling the compiled FrameReader directly) when ``SPEEDUPS`` is on, else those of
+fastsio/http/websocket.py. fastsio.http imports them from here.
+
 The two optional codecs, ``engineio3`` (Engine.IO v3, for ``allow_eio3``) and ``msgpack_parser``
 (``parser="msgpack"``), are picked the same way but each on its own: they do not count for
 ``SPEEDUPS`` and never warn. When one's compiled twin does not import, its pure module is used;
@@ -20,12 +25,16 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import TYPE_CHECKING, Any
 
 from ._speedups import fanout_py as _pure_fanout
 from .protocol import engineio as _pure_engineio
 from .protocol import engineio3 as _pure_engineio3
 from .protocol import socketio as _pure_socketio
 from .protocol import websocket as _pure_websocket
+
+if TYPE_CHECKING:  # pragma: no cover - at run time, see the end of this module
+    from .http.websocket import TickWriter, WebSocketConnection
 
 NO_EXTENSIONS = bool(os.environ.get("FASTSIO_NO_EXTENSIONS"))
 
@@ -78,3 +87,37 @@ if not NO_EXTENSIONS:  # pragma: no branch - depends on the build
             pass
         else:
             msgpack_parser = _msgpack_parser_c
+
+# -- the WebSocket connection classes ------------------------------------------------------------
+#
+# The compiled ones need the compiled FrameReader (their reader is typed as websocket_c's), so they
+# are used with the compiled codecs only. A missing wsconn_c alone falls back to the pure classes
+# silently, as the optional codecs do; without any extension the warning above has said it all.
+#
+# The pure classes cannot be imported here: fastsio.http, their package, imports them from this
+# module while it initialises, so importing it now would be an import cycle. They are imported on
+# first use instead (PEP 562), by a module __getattr__ that removes itself once it has run: while a
+# module has a __getattr__, CPython (3.11, 3.12) does not specialise attribute loads on it, and
+# every ``_impl.socketio`` in the pure-Python layers would pay for that.
+
+if SPEEDUPS:  # pragma: no branch - depends on the build
+    try:
+        from ._speedups import wsconn_c as _wsconn_c  # type: ignore[attr-defined]
+    except ImportError:
+        pass
+    else:
+        WebSocketConnection = _wsconn_c.WebSocketConnection  # type: ignore[misc]
+        TickWriter = _wsconn_c.TickWriter  # type: ignore[misc]
+
+if "WebSocketConnection" not in globals():
+
+    def __getattr__(name: str) -> Any:
+        """The pure WebSocketConnection / TickWriter, imported on first use."""
+        if name not in ("WebSocketConnection", "TickWriter"):
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from .http import websocket as pure
+
+        namespace = globals()
+        namespace.update(WebSocketConnection=pure.WebSocketConnection, TickWriter=pure.TickWriter)
+        namespace.pop("__getattr__", None)
+        return namespace[name]

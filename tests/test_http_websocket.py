@@ -476,16 +476,18 @@ def test_close_with_an_invalid_code_raises_and_keeps_the_connection(run):
     run(main())
 
 
-def test_server_close_times_out_when_peer_does_not_answer(run, monkeypatch):
-    monkeypatch.setattr(WebSocketConnection, "close_timeout", 0.2)
+def test_server_close_times_out_when_peer_does_not_answer(run):
     app = WsApp()
 
     async def main():
         async with serve({"/ws": app}) as (_, port):
             client = await WsClient.connect(port)
             await asyncio.sleep(0.01)
+            conn = app.listener.conn
+            assert conn.close_timeout == 1.0  # the default
+            conn.close_timeout = 0.2  # per connection (the compiled class's cannot be patched)
             started = time.monotonic()
-            app.listener.conn.close(1000, "going")
+            conn.close(1000, "going")
             client.send(Message(data="ignored"))  # data after our close frame is dropped
             event = await client.expect_close(answer=False)
             assert event.code == 1000
@@ -643,6 +645,53 @@ def test_write_buffer_fills_when_the_client_does_not_read(run):
             assert conn.writing_paused and conn.write_buffer_size() > 0
             client.writer.transport.abort()
             await app.listener.wait_closed()
+
+    run(main())
+
+
+def test_protocol_error_with_a_backlog_aborts_after_close_timeout(run):
+    """A peer that broke the protocol and does not read: our close frame cannot leave, so the
+    connection is aborted close_timeout after the error, not held for ever."""
+    app = WsApp()
+
+    async def main():
+        async with serve({"/ws": app}) as (_, port):
+            client = await WsClient.connect(port)
+            conn = app.listener.conn
+            conn.close_timeout = 0.3
+            conn.transport.set_write_buffer_limits(high=65536)
+            frame = b"\x82\x7e\xff\xff" + b"x" * 65535
+            for _ in range(200):
+                conn.send_frame(frame)
+                await asyncio.sleep(0)
+                if conn.writing_paused:
+                    break
+            assert conn.write_buffer_size() > 0
+            started = time.monotonic()
+            client.writer.write(b"\x81\x02hi")  # unmasked: 1002
+            code, _ = await app.listener.wait_closed()
+            assert code == 1002
+            assert 0.2 < time.monotonic() - started < 3
+            client.writer.transport.abort()
+
+    run(main())
+
+
+def test_protocol_error_without_a_backlog_closes_at_once(run):
+    app = WsApp()
+
+    async def main():
+        async with serve({"/ws": app}) as (_, port):
+            client = await WsClient.connect(port)
+            conn = app.listener.conn
+            conn.close_timeout = 5.0
+            started = time.monotonic()
+            client.writer.write(b"\x81\x02hi")  # unmasked: 1002
+            assert (await app.listener.wait_closed())[0] == 1002
+            assert time.monotonic() - started < 1.0  # not close_timeout
+            event = await client.expect_close(answer=False)
+            assert event.code == 1002
+            client.close()
 
     run(main())
 

@@ -6,7 +6,10 @@
   codecs (same results; same exception classes, close codes and messages), and for the two optional
   ones (Engine.IO v3, the msgpack parser), which are picked on their own and never count for
   ``SPEEDUPS`` (nor need msgpack to be installed for ``import fastsio``);
-- the fan-out twins on fake sessions.
+- the fan-out twins on fake sessions;
+- the WebSocket connection twins (fastsio/http/websocket.py and wsconn_c, that file compiled):
+  selected with the compiled codecs, and the same listener calls, writes, closes and timers for
+  the same script of reads, sends, ticks and closes.
 
 The compiled cases skip when the extensions are not built, and fail instead when
 FASTSIO_REQUIRE_EXTENSIONS is set (CI builds them).
@@ -14,11 +17,14 @@ FASTSIO_REQUIRE_EXTENSIONS is set (CI builds them).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +48,14 @@ try:
 except ImportError:  # not built
     fanout_c = None
 
+try:
+    from fastsio._speedups import wsconn_c  # type: ignore[attr-defined]
+except ImportError as exc:  # not built
+    wsconn_c = None
+    WSCONN_IMPORT_ERROR: BaseException | None = exc
+else:
+    WSCONN_IMPORT_ERROR = None
+
 
 @pytest.fixture(scope="session")
 def compiled() -> codec_impls.Codecs:
@@ -52,6 +66,18 @@ def compiled() -> codec_impls.Codecs:
             pytest.fail(msg)
         pytest.skip(msg)
     return COMPILED
+
+
+@pytest.fixture(scope="session")
+def compiled_wsconn(compiled) -> Any:
+    """fastsio._speedups.wsconn_c (skip, or fail under FASTSIO_REQUIRE_EXTENSIONS, when not
+    built)."""
+    if wsconn_c is None:
+        msg = f"wsconn_c not built: {WSCONN_IMPORT_ERROR}"
+        if codec_impls.REQUIRE_EXTENSIONS:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return wsconn_c
 
 
 def _outcome(fn: Any, *args: Any) -> tuple:
@@ -90,8 +116,12 @@ PROBE = """
 import warnings
 warnings.simplefilter("always")
 import fastsio, fastsio._impl as i
+import fastsio.http, fastsio.http.server as s, fastsio.http.protocol as p
+assert fastsio.http.WebSocketConnection is p.WebSocketConnection is s.WebSocketConnection
+assert s.TickWriter.__module__ == i.WebSocketConnection.__module__
+assert not hasattr(i, "__getattr__")  # the lazy import of the pure classes is gone once used
 print(fastsio.SPEEDUPS, i.SPEEDUPS, i.engineio.__name__, i.socketio.__name__,
-      i.websocket.__name__, i.fanout.__module__)
+      i.websocket.__name__, i.fanout.__module__, fastsio.http.WebSocketConnection.__module__)
 """
 
 BLOCK_EXTENSIONS = """
@@ -130,6 +160,7 @@ def test_selection_compiled(compiled) -> None:
         "fastsio._speedups.socketio_c",
         "fastsio._speedups.websocket_c",
         "fastsio._speedups.fanout_c",
+        "fastsio._speedups.wsconn_c",
     ]
     assert "Warning" not in err
 
@@ -143,6 +174,7 @@ def test_selection_no_extensions() -> None:
         "fastsio.protocol.socketio",
         "fastsio.protocol.websocket",
         "fastsio._speedups.fanout_py",
+        "fastsio.http.websocket",
     ]
     assert err == ""  # chosen on purpose: no warning
 
@@ -155,19 +187,56 @@ def test_selection_extensions_missing_warns_once() -> None:
         "fastsio.protocol.socketio",
         "fastsio.protocol.websocket",
         "fastsio._speedups.fanout_py",
+        "fastsio.http.websocket",
     ]
     assert err.count("RuntimeWarning") == 1, err
     assert "compiled speedups are not built" in err
 
 
+BLOCK_WSCONN = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "fastsio._speedups.wsconn_c":
+            raise ImportError(f"blocked {name}")
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_selection_wsconn_missing_alone(compiled) -> None:
+    # the codecs compiled, the connection class not: the pure class, silently (as the optional
+    # codecs), and SPEEDUPS still tells about the codecs
+    out, err = _probe({}, prelude=BLOCK_WSCONN)
+    assert out[:2] == ["True", "True"]
+    assert out[2:] == [
+        "fastsio._speedups.engineio_c",
+        "fastsio._speedups.socketio_c",
+        "fastsio._speedups.websocket_c",
+        "fastsio._speedups.fanout_c",
+        "fastsio.http.websocket",
+    ]
+    assert "Warning" not in err
+
+
 def test_selection_in_this_process() -> None:
     import fastsio
+    from fastsio import http
+    from fastsio.http import protocol, request, server
+    from fastsio.http import websocket as pure_wsconn
 
     assert fastsio.SPEEDUPS is _impl.SPEEDUPS
     if _impl.SPEEDUPS:
         assert _impl.socketio is COMPILED.socketio and _impl.fanout is fanout_c.fanout
     else:
         assert _impl.socketio is pure_socketio and _impl.fanout is fanout_py.fanout
+    wsconn = wsconn_c if _impl.SPEEDUPS and wsconn_c is not None else pure_wsconn
+    assert _impl.WebSocketConnection is wsconn.WebSocketConnection
+    assert _impl.TickWriter is wsconn.TickWriter
+    # every user in fastsio.http gets the selected classes
+    assert http.WebSocketConnection is protocol.WebSocketConnection is _impl.WebSocketConnection
+    assert server.WebSocketConnection is _impl.WebSocketConnection
+    assert server.TickWriter is _impl.TickWriter
+    assert "from .._impl import WebSocketConnection" in Path(request.__file__).read_text()
 
 
 # the optional codecs: picked one by one, never counted in SPEEDUPS, never warned about
@@ -331,6 +400,17 @@ def test_compiled_codecs_are_compiled(compiled) -> None:
         assert Path(module.__file__).suffix in (".so", ".pyd"), module.__file__
 
 
+def test_compiled_wsconn_is_compiled(compiled_wsconn) -> None:
+    assert Path(compiled_wsconn.__file__).suffix in (".so", ".pyd"), compiled_wsconn.__file__
+    # compiled with wsconn_c.pxd: C attributes and cdef methods are not Python attributes
+    from fastsio.http import websocket as pure_wsconn
+
+    for name in ("_out", "_state", "_reader", "_handle", "_fail"):
+        assert hasattr(pure_wsconn.WebSocketConnection, name), name
+        assert not hasattr(compiled_wsconn.WebSocketConnection, name), name
+    assert not hasattr(compiled_wsconn.TickWriter, "_pending")
+
+
 def test_compiled_optional_codecs_are_compiled(compiled_optional) -> None:
     for module in compiled_optional:
         assert Path(module.__file__).suffix in (".so", ".pyd"), module.__file__
@@ -342,9 +422,15 @@ def test_in_place_build_is_up_to_date(compiled) -> None:
     sources = {
         compiled.engineio: [protocol / "engineio.py", speedups / "engineio_c.pxd"],
         compiled.socketio: [protocol / "socketio.py", speedups / "socketio_c.pxd"],
-        compiled.websocket: [speedups / "websocket_c.pyx"],
+        compiled.websocket: [speedups / "websocket_c.pyx", speedups / "websocket_c.pxd"],
         fanout_c: [speedups / "fanout_py.py", speedups / "fanout_c.pxd"],
     }
+    if wsconn_c is not None:
+        sources[wsconn_c] = [
+            ROOT / "fastsio" / "http" / "websocket.py",
+            speedups / "wsconn_c.pxd",
+            speedups / "websocket_c.pxd",  # the FrameReader layout it is compiled against
+        ]
     for name, modules in (
         ("engineio3", codec_impls.ENGINEIO3),
         ("msgpack_parser", codec_impls.MSGPACK_PARSER),
@@ -1096,3 +1182,306 @@ def test_fanout_takes_any_iterable(compiled) -> None:
         fanout({FakeSession(log, 1)}, ("4x",), (b"f",))
         fanout((FakeSession(log, 2) for _ in range(2)), ["4y", b"z"], [b"f1", b"f2"])
         assert log == [(1, "4x", b"f")] + [(2, "4y", b"f1"), (2, b"z", b"f2")] * 2
+
+
+# -- the WebSocket connection -------------------------------------------------------------------
+
+
+class FakeLoop:
+    """call_soon / call_later recorded and run on demand: the script decides when a tick ends and
+    when the close timer fires."""
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+        self.soon: list = []
+        self.later: list = []
+
+    def call_soon(self, callback: Any, *args: Any) -> Any:
+        handle = FakeHandle()
+        self.soon.append((handle, callback, args))
+        return handle
+
+    def call_later(self, delay: float, callback: Any, *args: Any) -> Any:
+        self.log.append(("call_later", delay))
+        handle = FakeHandle()
+        self.later.append((handle, callback, args))
+        return handle
+
+    def run_soon(self) -> None:
+        while self.soon:
+            handle, callback, args = self.soon.pop(0)
+            if not handle.cancelled:
+                callback(*args)
+
+    def run_later(self) -> None:
+        timers, self.later = self.later, []
+        for handle, callback, args in timers:
+            if not handle.cancelled:
+                callback(*args)
+
+
+class FakeHandle:
+    cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeTransport:
+    def __init__(self, log: list) -> None:
+        self.log = log
+        self.closing = False
+        self.buffered = 0
+
+    def write(self, data: bytes) -> None:
+        self.log.append(("write", bytes(data)))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+        self.log.append(("transport.close",))
+
+    def abort(self) -> None:
+        self.closing = True
+        self.log.append(("transport.abort",))
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+
+class FakeHttpServer:
+    """What WebSocketConnection uses of an HttpServer."""
+
+    def __init__(self, loop: FakeLoop, tick_writer_class: Any) -> None:
+        self._loop = loop
+        self.tick_writer = tick_writer_class(loop)
+        self._connections: set = set()
+
+
+class ScriptListener:
+    """Echoes; "close me" closes with 4000, "raise" raises, "replace" swaps the listener."""
+
+    def __init__(self, log: list, name: str = "first") -> None:
+        self.log = log
+        self.name = name
+        self.conn: Any = None
+
+    def on_text(self, text: str) -> None:
+        self.log.append((self.name, "on_text", text))
+        if text == "raise":
+            raise RuntimeError("listener bug")
+        if text == "close me":
+            self.conn.close(4000, "as you wish")
+        elif text == "replace":
+            other = ScriptListener(self.log, "second")
+            other.conn = self.conn
+            self.conn.listener = other
+        else:
+            self.conn.send_text(text)
+
+    def on_binary(self, data: bytes) -> None:
+        self.log.append((self.name, "on_binary", data))
+        self.conn.send_binary(data)
+
+    def on_close(self, code: int, reason: str) -> None:
+        self.log.append((self.name, "on_close", code, reason))
+
+    def on_drain(self) -> None:
+        self.log.append((self.name, "on_drain"))
+
+
+def _run_connection(module: Any, script: list, max_size: int) -> list:
+    """Run ``script`` on ``module``'s WebSocketConnection; what it did, in order."""
+    with compiled_codecs():
+        return _run_script(module, script, max_size)
+
+
+@contextlib.contextmanager
+def compiled_codecs() -> Iterator[None]:
+    """The compiled connection needs the compiled FrameReader, which _impl only picks with it;
+    under FASTSIO_NO_EXTENSIONS both twins run on the compiled codecs here."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_impl, "websocket", COMPILED.websocket)
+        yield
+
+
+def _run_script(module: Any, script: list, max_size: int) -> list:
+    log: list = []
+    loop = FakeLoop(log)
+    server = FakeHttpServer(loop, module.TickWriter)
+    transport = FakeTransport(log)
+    listener = ScriptListener(log)
+    conn = module.WebSocketConnection(
+        transport, listener, max_size, client=("127.0.0.1", 5), server=server
+    )
+    listener.conn = conn
+    server._connections.add(conn)
+    conn.close_timeout = 0.5
+    for step, arg in script:
+        try:
+            if step == "data":
+                conn.data_received(arg)
+            elif step == "handshake tail":  # as HttpProtocol.accept_websocket does
+                conn._write(b"HTTP/1.1 101\r\n\r\n")
+                conn._pending = arg
+                loop.call_soon(conn._feed_pending)
+            elif step == "send":
+                conn.send_text(arg)
+            elif step == "send_binary":
+                conn.send_binary(arg)
+            elif step == "send_frame":
+                conn.send_frame(arg)
+            elif step == "ping":
+                conn.send_ping(arg)
+            elif step == "close":
+                conn.close(*arg)
+            elif step == "abort":
+                conn.abort()
+            elif step == "tick":
+                loop.run_soon()
+            elif step == "timers":
+                loop.run_later()
+            elif step == "pause":
+                conn.pause_writing()
+            elif step == "resume":
+                conn.resume_writing()
+            elif step == "eof":
+                log.append(("eof_received", conn.eof_received()))
+            elif step == "lost":
+                conn.connection_lost(None)
+        except Exception as exc:  # noqa: BLE001 - close(bad code): the class must match
+            log.append(("raise", step, type(exc)))
+        transport.buffered = len(log)
+        log.append(
+            ("state", conn.closed, conn.writing_paused, conn.write_buffer_size(), repr(conn))
+        )
+    conn.connection_lost(None)
+    loop.run_soon()
+    loop.run_later()
+    log.append(("end", conn.closed, conn in server._connections, conn.listener.name))
+    return log
+
+
+MASK = b"\x0b\x16\x21\x2c"
+
+
+def _close_payload(code: int | None, reason: bytes = b"") -> bytes:
+    return b"" if code is None else code.to_bytes(2, "big") + reason
+
+
+client_frames = st.one_of(
+    st.sampled_from(["hi", "close me", "raise", "replace", "é" * 3, ""]).map(
+        lambda t: client_frame(1, t.encode(), True, MASK)
+    ),
+    st.binary(max_size=200).map(lambda b: client_frame(2, b, True, MASK)),
+    st.binary(max_size=125).map(lambda b: client_frame(9, b, True, MASK)),
+    st.binary(max_size=20).map(lambda b: client_frame(10, b, True, MASK)),
+    st.sampled_from([None, 1000, 1001, 4000, 1005, 999, 5000]).map(
+        lambda code: client_frame(8, _close_payload(code, b"bye"), True, MASK)
+    ),
+    st.sampled_from(
+        [
+            client_frame(8, b"\x03", True, MASK),  # 1-byte close payload: 1002
+            client_frame(8, b"\x03\xe8\xff", True, MASK),  # reason not UTF-8: 1007
+            client_frame(1, b"\xff", True, MASK),  # text not UTF-8: 1007
+            client_frame(1, b"a", True, None),  # unmasked: 1002
+            client_frame(1, b"frag", False, MASK) + client_frame(0, b"ment", True, MASK),
+            client_frame(3, b"", True, MASK),  # unknown opcode
+            client_frame(2, b"x" * 300, True, MASK),  # past max_size 256: 1009
+        ]
+    ),
+)
+
+
+# reads more often than the rest
+SCRIPT_STEPS = ("data",) * 3 + ("tick",) * 2
+SCRIPT_STEPS += ("send", "send_binary", "send_frame", "ping", "close", "abort", "timers")
+SCRIPT_STEPS += ("pause", "resume", "eof", "lost")
+
+
+@st.composite
+def connection_scripts(draw) -> list:
+    script: list = []
+    if draw(st.booleans()):
+        script.append(("handshake tail", draw(client_frames)))
+    for _ in range(draw(st.integers(1, 10))):
+        step = draw(st.sampled_from(SCRIPT_STEPS))
+        if step == "data":
+            stream = b"".join(draw(st.lists(client_frames, min_size=1, max_size=4)))
+            cut = draw(st.integers(0, len(stream)))
+            script.append(("data", stream[:cut]))
+            script.append(("data", stream[cut:]))
+        elif step == "send":
+            script.append((step, draw(st.sampled_from(["4hello", "é", "x" * 200]))))
+        elif step in ("send_binary", "ping"):
+            script.append((step, draw(st.binary(max_size=130))))
+        elif step == "send_frame":
+            script.append((step, b"\x81\x02hi"))
+        elif step == "close":
+            code = draw(st.sampled_from([1000, 1001, 4000, 1006, 999]))
+            script.append((step, (code, draw(st.sampled_from(["", "bye", "é" * 100])))))
+        else:
+            script.append((step, None))
+    return script
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(script=connection_scripts())
+def test_connection_twins(compiled_wsconn, script) -> None:
+    from fastsio.http import websocket as pure_wsconn
+
+    expected = _run_connection(pure_wsconn, script, 256)
+    assert _run_connection(compiled_wsconn, script, 256) == expected
+
+
+def test_connection_twins_echo_and_close(compiled_wsconn) -> None:
+    """A fixed script through the main paths, checked against what the pure class must do."""
+    from fastsio.http import websocket as pure_wsconn
+
+    script = [
+        ("data", client_frame(1, b"hi", True, MASK) * 2),  # one write for both echoes
+        ("send", "4out"),  # from elsewhere: corked until the tick ends
+        ("tick", None),
+        ("data", client_frame(8, _close_payload(1000, b"bye"), True, MASK)),
+        ("timers", None),
+    ]
+    log = _run_connection(pure_wsconn, script, 256)
+    writes = [entry[1] for entry in log if entry[0] == "write"]
+    assert writes == [b"\x81\x02hi" * 2, b"\x81\x044out", b"\x88\x02\x03\xe8"]
+    assert ("first", "on_close", 1000, "bye") in log
+    assert ("call_later", 0.5) in log and ("transport.abort",) in log
+    assert _run_connection(compiled_wsconn, script, 256) == log
+
+
+def test_connection_twins_closed_connection(compiled_wsconn) -> None:
+    from fastsio.http import websocket as pure_wsconn
+
+    async def main(module: Any) -> list:
+        log: list = []
+        conn = module.WebSocketConnection.closed_connection(ScriptListener(log), ("::1", 7))
+        log.append(("state", conn.closed, conn.transport, conn.write_buffer_size(), repr(conn)))
+        conn.send_text("dropped")
+        await asyncio.sleep(0)
+        conn.connection_lost(None)  # on_close stays once
+        return log
+
+    with compiled_codecs():
+        expected = asyncio.run(main(pure_wsconn))
+        assert expected[-1] == ("first", "on_close", 1006, "")
+        assert asyncio.run(main(compiled_wsconn)) == expected
+
+
+def test_connection_twins_interface(compiled_wsconn) -> None:
+    """The same methods and public attributes (and the private ones the http layer uses)."""
+    from fastsio.http import websocket as pure_wsconn
+
+    for name in ("WebSocketConnection", "TickWriter"):
+        pure_cls = getattr(pure_wsconn, name)
+        compiled_cls = getattr(compiled_wsconn, name)
+        public = {n for n in dir(pure_cls) if not n.startswith("_")}
+        assert public == {n for n in dir(compiled_cls) if not n.startswith("_")}, name
+    for attr in ("_write", "_pending", "_feed_pending", "_flush", "_notify_closed", "_abort"):
+        assert hasattr(compiled_wsconn.WebSocketConnection, attr), attr
+    assert compiled_wsconn.CLOSE_TIMEOUT == pure_wsconn.CLOSE_TIMEOUT == 1.0

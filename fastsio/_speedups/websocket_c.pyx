@@ -258,15 +258,7 @@ cdef class FrameReader:
     after that.
     """
 
-    cdef object _max_size        # max_message_size as given
-    cdef long long _max_size_c   # ... as a C integer, when it is an int (clamped: same comparisons)
-    cdef bint _max_size_is_c
-    cdef public object require_mask
-    cdef bytearray _buf
-    cdef int _frag_opcode
-    cdef list _frag_parts
-    cdef long long _frag_size
-    cdef object _frag_decoder
+    # (its attributes are declared in websocket_c.pxd, for wsconn_c to cimport)
 
     def __cinit__(self):
         # never None, even for a subclass that does not call __init__
@@ -316,7 +308,7 @@ cdef class FrameReader:
             return frag_size + length > self._max_size
         return length > self._max_size
 
-    def feed(self, data):
+    cpdef list feed(self, data):
         cdef list out = []
         cdef bytearray buf = self._buf
         cdef object src

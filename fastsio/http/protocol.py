@@ -21,8 +21,8 @@ from urllib.parse import unquote
 import httptools
 
 from .. import _impl
+from .._impl import WebSocketConnection
 from .request import Request
-from .websocket import WebSocketConnection
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import HttpServer

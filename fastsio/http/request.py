@@ -137,7 +137,7 @@ class Request:
             raise RuntimeError("not a WebSocket handshake request")
         if self.responded:
             raise RuntimeError("request already answered")
-        from .websocket import WebSocketConnection
+        from .._impl import WebSocketConnection
 
         protocol = self._protocol
         if protocol is None or self.closed:

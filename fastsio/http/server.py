@@ -7,9 +7,9 @@ import logging
 import socket
 from typing import Any, Callable
 
+from .._impl import TickWriter, WebSocketConnection
 from .protocol import HttpProtocol
 from .request import Request
-from .websocket import TickWriter, WebSocketConnection
 
 logger = logging.getLogger("fastsio.http")
 

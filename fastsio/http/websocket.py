@@ -3,6 +3,14 @@
 The HTTP protocol hands the transport over with ``transport.set_protocol(conn)``; from then on
 this object gets ``data_received``. Framing is done by the sans-I/O codec in
 ``fastsio.protocol.websocket`` (or its compiled twin, picked by ``fastsio._impl``).
+
+This file is also compiled by Cython, unchanged, as ``fastsio._speedups.wsconn_c`` with the
+augmenting ``fastsio/_speedups/wsconn_c.pxd`` (both classes become ``cdef class``es with typed
+attributes; the compiled connection calls the compiled FrameReader's ``feed`` directly).
+``fastsio._impl`` picks one of the two; import the classes from there (``fastsio.http`` does).
+Hence: plain Python that Cython compiles as is, no base class (a cdef class cannot inherit from
+``asyncio.Protocol``; the transport only needs the methods), and no class attributes meant to be
+changed (an extension type's cannot be): ``close_timeout`` is per connection.
 """
 
 from __future__ import annotations
@@ -11,11 +19,12 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .. import _impl
-from ..protocol.errors import ProtocolError
+# absolute, not relative: this file is also compiled as fastsio._speedups.wsconn_c
+from fastsio import _impl
+from fastsio.protocol.errors import ProtocolError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .server import HttpServer
+    from fastsio.http.server import HttpServer
 
 logger = logging.getLogger("fastsio.http")
 
@@ -26,6 +35,10 @@ OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 1, 2, 8, 9, 10
 
 # RFC 6455 5.5: a control frame payload is at most 125 bytes, 2 of them the close code.
 _MAX_CLOSE_REASON = 123
+
+#: Default for ``WebSocketConnection.close_timeout``: seconds to wait for the peer's close frame
+#: (or for our last bytes to leave) before the TCP connection is aborted.
+CLOSE_TIMEOUT = 1.0
 
 
 def _truncate_reason(reason: str) -> str:
@@ -65,16 +78,19 @@ class TickWriter:
             conn._flush()
 
 
-class WebSocketConnection(asyncio.Protocol):
-    """One accepted WebSocket. Sends are synchronous and no-ops once the connection is closing;
-    ``listener.on_close(code, reason)`` is called exactly once, when the TCP connection is gone,
-    whichever side ended it (1006 if no close frame was seen).
+class WebSocketConnection:
+    """One accepted WebSocket (an asyncio protocol). Sends are synchronous and no-ops once the
+    connection is closing; ``listener.on_close(code, reason)`` is called exactly once, when the TCP
+    connection is gone, whichever side ended it (1006 if no close frame was seen).
 
     Frames are corked: those written while this connection handles its own incoming data leave
     in one ``send()`` at the end of ``data_received``; those written from elsewhere (another
     connection's handler, a timer) leave at the end of the loop tick through the server's
     :class:`TickWriter`. Echo with 10 messages in flight per client answers a whole read with one
     system call instead of ten.
+
+    ``close_timeout`` (default :data:`CLOSE_TIMEOUT`) is how many seconds the closing handshake
+    may take before the TCP connection is aborted; set it on the connection.
     """
 
     __slots__ = (
@@ -90,15 +106,12 @@ class WebSocketConnection(asyncio.Protocol):
         "_tick_writer",
         "_timer",
         "client",
+        "close_timeout",
         "listener",
         "loop",
         "transport",
         "writing_paused",
     )
-
-    # Seconds to wait for the peer's close frame (or for our last bytes to leave) before the
-    # TCP connection is aborted.
-    close_timeout = 1.0
 
     def __init__(
         self,
@@ -111,8 +124,11 @@ class WebSocketConnection(asyncio.Protocol):
     ) -> None:
         self.transport = transport
         self.client = client
-        self.loop = asyncio.get_running_loop()
+        # the server's loop, when there is one: get_running_loop() costs a getpid() call
+        loop = server._loop if server is not None else None
+        self.loop = loop if loop is not None else asyncio.get_running_loop()
         self.writing_paused = False
+        self.close_timeout = CLOSE_TIMEOUT
         self._server = server
         self._tick_writer: TickWriter | None = server.tick_writer if server is not None else None
         self._out: list[bytes] | None = None  # corked frames, not yet given to the transport
@@ -129,14 +145,15 @@ class WebSocketConnection(asyncio.Protocol):
         # The object told about messages and the close; may be replaced at any time (the engine
         # swaps the upgrade probe's listener for the session's).
         self.listener = listener
+        if transport is None:
+            # the client left before the handshake was accepted: on_close(1006) soon
+            self._close_code = 1006
+            self.loop.call_soon(self._notify_closed)
 
     @classmethod
     def closed_connection(cls, listener: Any, client: tuple[str, int]) -> WebSocketConnection:
         """A connection whose client left before the handshake was accepted."""
-        conn = cls(None, listener, client=client)
-        conn._close_code = 1006
-        conn.loop.call_soon(conn._notify_closed)
-        return conn
+        return cls(None, listener, client=client)
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -213,6 +230,10 @@ class WebSocketConnection(asyncio.Protocol):
         return corked + transport.get_write_buffer_size()
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # set_protocol() does not call it; the transport is given to __init__
+        pass
 
     def data_received(self, data: bytes) -> None:
         pending = self._pending
@@ -319,8 +340,11 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _close_transport(self) -> None:
         # close() lets the last frames leave first; the timer aborts a peer that never reads.
-        self.transport.close()
-        if self._timer is None:
+        # With nothing left in the buffer the transport is gone at once: no timer (one timer
+        # made and cancelled per connection was measurable on the connection rate).
+        transport = self.transport
+        transport.close()
+        if self._timer is None and transport.get_write_buffer_size():
             self._timer = self.loop.call_later(self.close_timeout, self._abort)
 
     def _abort(self) -> None:
