@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -137,10 +137,12 @@ class Request:
             raise RuntimeError("not a WebSocket handshake request")
         if self.responded:
             raise RuntimeError("request already answered")
-        from .._impl import WebSocketConnection
-
         protocol = self._protocol
         if protocol is None or self.closed:
+            # imported here, not per call above: an import statement costs a trip through the
+            # import machinery even for a loaded module
+            from .._impl import WebSocketConnection
+
             return WebSocketConnection.closed_connection(listener, self.client)
         return protocol.accept_websocket(self, listener, headers, max_message_size)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .._impl import TickWriter, WebSocketConnection
 from .protocol import HttpProtocol

@@ -1,7 +1,10 @@
-"""Small per-connection helpers: the random id pool and the Engine.IO query parser."""
+"""Small per-connection helpers: the random id pool, the query parser, the WebSocket handshake
+checks; each against the slower standard-library way it replaces."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from urllib.parse import parse_qsl
@@ -10,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastsio.engine import ids
+from fastsio.http.protocol import _valid_websocket_key, has_token
 from fastsio.http.request import parse_query
 
 ID_FORMAT = re.compile(r"[A-Za-z0-9_-]{20}")
@@ -62,3 +66,37 @@ def test_parse_query_engineio_query():
     }
     assert parse_query("") == {}
     assert parse_query("a=1&a=2&b==c") == {"a": "2", "b": "=c"}
+
+
+def _b64_key_is_16_bytes(key: str) -> bool:
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
+
+
+KEY_CHARS = st.sampled_from(list("AZaz09+/=-_ \n\té") + ["=="])
+
+
+@given(st.one_of(st.lists(KEY_CHARS, max_size=30).map("".join), st.text(max_size=30)))
+def test_websocket_key_check_is_b64decode(key):
+    assert _valid_websocket_key(key) == _b64_key_is_16_bytes(key)
+
+
+def test_websocket_key_examples():
+    key = base64.b64encode(os.urandom(16)).decode()
+    assert _valid_websocket_key(key)
+    assert _valid_websocket_key("dGhlIHNhbXBsZSBub25jZQ==")  # RFC 6455's example
+    assert not _valid_websocket_key("dGhlIHNhbXBsZSBub25jZQ")  # no padding
+    assert not _valid_websocket_key("dGhlIHNhbXBsZSBub25jZQ==\n")
+    assert not _valid_websocket_key(base64.b64encode(os.urandom(15)).decode())
+
+
+@given(
+    st.lists(
+        st.sampled_from(["websocket", "WebSocket", " websocket ", "upgrade", "", "web"]), max_size=4
+    ).map(",".join)
+)
+def test_has_token_is_the_split_and_compare(value):
+    expected = any(part.strip().lower() == "websocket" for part in value.split(","))
+    assert has_token(value, "websocket") == expected
