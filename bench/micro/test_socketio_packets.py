@@ -1,6 +1,7 @@
 """Socket.IO packet encode/decode: fastsio compiled, fastsio pure, python-socketio's Packet.
 
-Cases: a small event, an event with a ~10 KB JSON payload, a binary event (one 4 KB attachment),
+Cases: a 2-argument event (issue 3's target case: ``2["chat","alice","hello there"]``), a small
+event with an object, an event with a ~10 KB JSON payload, a binary event (one 4 KB attachment),
 an ack. Every implementation encodes the same Python data and decodes the same text; the decoded
 results are checked equal before timing.
 """
@@ -17,6 +18,7 @@ from .conftest import fastsio_codec, require
 EVENT, ACK = 2, 3
 _PLAIN = {5: EVENT, 6: ACK}  # BINARY_EVENT, BINARY_ACK -> the type the caller asked for
 
+TWO_ARGS = ["chat", "alice", "hello there"]
 SMALL = ["chat", {"user": "alice", "text": "hello there", "ts": 1700000000}]
 LARGE = [
     "update",
@@ -32,6 +34,7 @@ ACK_DATA = ["ok", {"id": 42}]
 
 CASES = {
     # name: (packet type, data, ack id)
+    "2-argument event": (EVENT, TWO_ARGS, None),
     "small event": (EVENT, SMALL, None),
     "10 KB event": (EVENT, LARGE, None),
     "binary event": (EVENT, BINARY, None),

@@ -5,6 +5,9 @@
 import cython
 
 cdef Py_ssize_t _MAX_ACK_DIGITS, _MAX_ATTACHMENT_DIGITS, _MAX_DEPTH
+# the packet types as C constants (the public EVENT, ACK ... stay Python ints for other modules)
+cdef Py_ssize_t _CONNECT, _DISCONNECT, _EVENT, _ACK, _CONNECT_ERROR, _BINARY_EVENT, _BINARY_ACK
+cdef frozenset _RESERVED
 cdef tuple _TYPE_STR, _TYPE_NAMES
 cdef object _OPT_NON_STR_KEYS, _dumps, _loads
 
@@ -40,7 +43,8 @@ cdef object _invalid(Py_ssize_t packet_type, str what)
 cdef _check_payload(Py_ssize_t packet_type, object data, bint has_data, object ack_id)
 
 @cython.locals(n=Py_ssize_t, packet_type=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t,
-               dash=Py_ssize_t, comma=Py_ssize_t, c=Py_UCS4, digits=str, nsp=str)
+               dash=Py_ssize_t, comma=Py_ssize_t, c=Py_UCS4, digits=str, nsp=str,
+               packet=Packet)
 cpdef Packet decode_packet(str text, max_attachments=*)
 
 cdef object _placeholder_buffer(dict node, list buffers)
