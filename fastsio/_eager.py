@@ -36,13 +36,14 @@ import contextvars
 import logging
 import sys
 import types
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["call", "is_coroutine", "running_tasks", "settle", "start"]
 
 logger = logging.getLogger("fastsio")
 
-OnDone = Callable[[Any, Optional[BaseException]], None]
+OnDone = Callable[[Any, BaseException | None], None]
 
 _CoroutineType = types.CoroutineType
 _CancelledError = asyncio.CancelledError

@@ -8,8 +8,8 @@ writes the same objects to every target session (``fanout``), as Node's in-memor
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from . import _impl
 

@@ -8,8 +8,8 @@ adapter, which encodes it once for every target (Node's ``broadcast-operator.ts`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Any, Callable, Union
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from . import _eager, _impl
 from .adapter import BroadcastOptions
@@ -32,7 +32,7 @@ RESERVED_EVENTS = frozenset(
 
 _EMPTY: frozenset = frozenset()
 
-Rooms = Union[str, Iterable[str]]
+Rooms = str | Iterable[str]
 
 
 def check_event_name(event: Any) -> None:

@@ -25,7 +25,8 @@ use the same encodings; only their CONNECT / CONNECT_ERROR packets differ, which
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import _impl
 

@@ -9,9 +9,9 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 from .adapter import InMemoryAdapter
 from .broadcast import BroadcastOperator, Rooms

@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import uvloop

@@ -12,11 +12,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Union
 
 from .request import Request
 
-Allowed = Union[str, Sequence[str], Callable[[str], bool], None]
+Allowed = str | Sequence[str] | Callable[[str], bool] | None
 
 DEFAULT_METHODS = "GET, POST, OPTIONS"
 DEFAULT_MAX_AGE = 86400

@@ -18,7 +18,8 @@ accepting Engine.IO v3 (tests/browser/chat_v2_app.py). On failure every page is 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
