@@ -47,6 +47,9 @@ EXTENSIONS = [
     # hand-written: byte-level work that plain Python cannot express (its header says more);
     # websocket_c.pxd declares its FrameReader for wsconn_c
     _extension("websocket_c", os.path.join(PACKAGE_DIR, "websocket_c.pyx")),
+    # hand-written: fast paths in front of orjson for small flat events (installed into socketio_c
+    # by _impl)
+    _extension("json_c", os.path.join(PACKAGE_DIR, "json_c.pyx")),
     # the per-connection WebSocket class (fastsio/http/websocket.py), cimporting that FrameReader
     _extension("wsconn_c", os.path.join(SOURCE_DIR, "wsconn_c.py"), cimports=("websocket_c",)),
 ]

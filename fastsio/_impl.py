@@ -61,6 +61,13 @@ if not NO_EXTENSIONS:  # pragma: no branch - depends on the build
     else:
         engineio = _engineio_c
         socketio = _socketio_c
+        try:
+            from ._speedups import json_c as _json_c  # type: ignore[attr-defined]
+        except ImportError:  # pragma: no cover - built with the others
+            pass
+        else:
+            # the compiled codec only: the pure one keeps orjson alone
+            _socketio_c._use_fast_json(_json_c.loads_at, _json_c.dumps_prefixed)
         websocket = _websocket_c
         fanout = _fanout_c.fanout
         SPEEDUPS = True

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -438,6 +439,9 @@ def test_in_place_build_is_up_to_date(compiled) -> None:
         if "compiled" in modules:
             pxd = speedups / f"{name}_c.pxd"
             sources[modules["compiled"]] = [protocol / f"{name}.py"] + [pxd] * pxd.exists()
+    from fastsio._speedups import json_c  # type: ignore[attr-defined]
+
+    sources[json_c] = [speedups / "json_c.pyx"]
     for module, paths in sources.items():
         built = Path(module.__file__)
         if built.parent != speedups:
@@ -628,6 +632,112 @@ def test_socketio_decode_requires_exact_str(compiled) -> None:
             compiled.socketio.decode_packet(bad)
         with pytest.raises(TypeError):
             pure_socketio.decode_packet(bad)
+
+
+# -- json_c: the compiled codec's fast paths in front of orjson ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def json_c(compiled) -> Any:
+    from fastsio._speedups import json_c  # type: ignore[attr-defined]
+
+    return json_c
+
+
+def _typed(value: Any) -> Any:
+    """A value with its types spelled out: [True] and [1] (equal in Python) must differ here."""
+    if type(value) is list:
+        return ["list", [_typed(item) for item in value]]
+    return [type(value).__name__, value]
+
+
+def _loads_outcome(loads: Any, text: str) -> tuple:
+    try:
+        return ("ok", _typed(loads(text)))
+    except Exception as exc:  # noqa: BLE001 - the class must match
+        return ("raise", type(exc), str(exc))
+
+
+flat_values = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64)
+    | st.sampled_from([0, -0, 10**17, 10**18, -(10**18), 2**63 - 1, -(2**63), 1.5, -0.0, 1e300])
+    | st.text(max_size=10)
+    | st.text(st.characters(max_codepoint=127), max_size=10)
+    | st.sampled_from(['a"b', "a\\b", "\x00", "\x1f", "\x7f", "é", "\u2028", "\ud800"])
+)
+flat_lists = st.lists(flat_values, max_size=6)
+
+
+@st.composite
+def json_texts(draw) -> str:
+    """Mostly flat arrays (what the fast path reads), spaced or corrupted now and then."""
+    values = draw(flat_lists | st.lists(flat_lists, max_size=2) | json_values)
+    try:
+        text = json.dumps(values, ensure_ascii=draw(st.booleans()))
+    except ValueError:
+        text = "[]"
+    if draw(st.booleans()):
+        text = text.replace(",", draw(st.sampled_from([" , ", ",\n", ",\t", ",,", " "])))
+    if draw(st.booleans()):
+        text = (
+            draw(st.sampled_from([" ", "\r\n", "", "x"]))
+            + text
+            + draw(st.sampled_from([" ", "\n", "", "]", ","]))
+        )
+    return _corrupt(text, draw(edits))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=json_texts() | st.text(max_size=30), head=st.sampled_from(["", "2", "42/chat,7", "["]))
+def test_json_loads_is_orjson_loads(json_c, text, head) -> None:
+    expected = _loads_outcome(orjson.loads, text)
+    assert _loads_outcome(json_c.loads, text) == expected, text
+    at = _loads_outcome(lambda t: json_c.loads_at(t, len(head)), head + text)
+    assert at == expected, (head, text)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    data=flat_lists | st.lists(flat_lists, max_size=2) | json_values,
+    prefix=st.sampled_from(["2", "3", "", "é"]),
+)
+def test_json_dumps_prefixed_is_orjson_dumps(json_c, data, prefix) -> None:
+    text = json_c.dumps_prefixed(prefix, data)
+    if text is not None:  # None: the caller takes the orjson path
+        assert type(text) is str
+        assert text == prefix + orjson.dumps(data).decode(), data
+
+
+def test_json_fast_paths_are_taken(json_c) -> None:
+    """The cases the fast paths exist for do not fall back (else the tests above prove little)."""
+    data = ["chat", "alice", "hello there", 0, -(2**63), 2**63 - 1, True, False, None]
+    assert json_c.dumps_prefixed("2", data) == "2" + orjson.dumps(data).decode()
+    assert json_c.dumps_prefixed("2", []) == "2[]"
+    for declined in (["é"], ['a"b'], [1.5], [[1]], [2**63], ("a",), ["x" * 2000]):
+        assert json_c.dumps_prefixed("2", declined) is None, declined
+    assert json_c.loads(' [ "a" , -12 ,true,false , null ] ') == ["a", -12, True, False, None]
+    assert json_c.loads_at('2["chat","alice"]', 1) == ["chat", "alice"]
+
+
+def test_compiled_codec_uses_the_fast_paths(compiled, json_c, monkeypatch) -> None:
+    """_impl installs json_c into the compiled codec it selects (and only into it)."""
+    if _impl.socketio is not compiled.socketio:
+        pytest.skip("the compiled codec is not the selected one in this process")
+    seen = []
+
+    def spy(prefix: str, data: Any) -> Any:
+        seen.append(data)
+        return json_c.dumps_prefixed(prefix, data)
+
+    compiled.socketio._use_fast_json(json_c.loads_at, spy)
+    try:
+        assert compiled.socketio.encode_packet(2, "/", ["e", 1]) == ['2["e",1]']
+        assert pure_socketio.encode_packet(2, "/", ["e", 1]) == ['2["e",1]']
+    finally:
+        compiled.socketio._use_fast_json(json_c.loads_at, json_c.dumps_prefixed)
+    assert seen == [["e", 1]]
 
 
 # -- Engine.IO ----------------------------------------------------------------------------------

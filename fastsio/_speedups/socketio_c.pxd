@@ -9,7 +9,7 @@ cdef Py_ssize_t _MAX_ACK_DIGITS, _MAX_ATTACHMENT_DIGITS, _MAX_DEPTH
 cdef Py_ssize_t _CONNECT, _DISCONNECT, _EVENT, _ACK, _CONNECT_ERROR, _BINARY_EVENT, _BINARY_ACK
 cdef frozenset _RESERVED
 cdef tuple _TYPE_STR, _TYPE_NAMES
-cdef object _OPT_NON_STR_KEYS, _dumps, _loads
+cdef object _OPT_NON_STR_KEYS, _dumps, _loads, _json_at, _dumps_prefixed
 
 
 @cython.freelist(32)
@@ -34,7 +34,7 @@ cdef str _header(object packet_type, object nsp, object ack_id, Py_ssize_t attac
 @cython.locals(buffers=list, binary=bint, out=list)
 cdef list _encode_slow(object packet_type, object nsp, object data, object ack_id)
 
-@cython.locals(payload=bytes)
+@cython.locals(payload=bytes, text=object)
 cpdef list encode_packet(packet_type, nsp=*, data=*, ack_id=*)
 
 cdef object _invalid(Py_ssize_t packet_type, str what)

@@ -9,6 +9,7 @@ Plain typed Python, written to be compiled by Cython unchanged (see fastsio/_spe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -74,6 +75,29 @@ _RESERVED = RESERVED_EVENTS
 _OPT_NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
 _dumps = orjson.dumps
 _loads = orjson.loads
+
+
+def _loads_from(text: str, start: int) -> Any:
+    """The JSON value of ``text[start:]``."""
+    return _loads(text[start:])
+
+
+# The JSON hooks of decode_packet and encode_packet. The compiled build gets fast paths for small
+# flat events in front of orjson (fastsio._speedups.json_c, put here by _use_fast_json); the pure
+# build keeps these: orjson alone.
+_json_at = _loads_from
+_dumps_prefixed = None
+
+
+def _use_fast_json(
+    loads_at: Callable[[str, int], Any], dumps_prefixed: Callable[[str, Any], Any]
+) -> None:
+    """Called by fastsio._impl for the compiled codec only. ``loads_at(text, start)`` is
+    ``_loads_from`` (falling back to orjson itself); ``dumps_prefixed(prefix, data)`` is
+    ``prefix + orjson.dumps(data).decode()`` or None when the orjson path must be taken."""
+    global _json_at, _dumps_prefixed
+    _json_at = loads_at
+    _dumps_prefixed = dumps_prefixed
 
 
 class Packet:
@@ -224,6 +248,15 @@ def encode_packet(
         return [_header(packet_type, nsp, ack_id, -1)]
     if packet_type == _BINARY_EVENT or packet_type == _BINARY_ACK:
         return _encode_slow(packet_type, nsp, data, ack_id)
+    if (
+        _dumps_prefixed is not None
+        and ack_id is None
+        and type(packet_type) is int
+        and (nsp == "/" or not nsp)
+    ):
+        text = _dumps_prefixed(_TYPE_STR[packet_type], data)
+        if text is not None:
+            return [text]
     try:
         payload = _dumps(data)
     except TypeError:
@@ -321,7 +354,7 @@ def decode_packet(text: str, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> 
         i = j
     if i < n:
         try:
-            data = _loads(text[i:])
+            data = _json_at(text, i)
         except ValueError as exc:  # orjson.JSONDecodeError
             raise _invalid(packet_type, f"bad JSON payload ({exc})") from None
         _check_payload(packet_type, data, True, ack_id)

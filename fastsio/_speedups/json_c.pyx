@@ -1,0 +1,301 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Fast paths in front of orjson for the packets most Socket.IO traffic is made of: a flat array of
+short strings, integers, booleans and nulls (``["chat", "alice", "hello there"]``).
+
+Why: for such a packet orjson's own work is small and its fixed costs dominate (a call, a
+document allocation, and on the encode side a ``bytes`` object that the codec then decodes to
+``str`` and prefixes with the packet type: two more allocations and copies). Here the text is
+scanned once and the result built directly.
+
+Both functions give exactly what the orjson path gives, or decline:
+
+- ``loads(text)`` / ``loads_at(text, start)`` return the decoded list for a flat array they can
+  read whole, and otherwise call ``orjson.loads(text)`` / ``orjson.loads(text[start:])`` (so anything unusual -- nesting, floats, escapes, surrogates, bad JSON --
+  is orjson's to accept or refuse, with its own exception);
+- ``dumps_prefixed(prefix, data)`` returns ``prefix + orjson.dumps(data).decode()`` for an exact
+  ``list`` of ASCII strings that need no escaping, 64-bit ints, bools and None, short enough for
+  its buffer, and None for anything else (the caller then takes the orjson path).
+
+Used only by the compiled Socket.IO codec (``fastsio._impl`` installs them into
+``fastsio._speedups.socketio_c``); the pure-Python codec always uses orjson. The tests compare
+both functions with orjson on random and edge-case input (tests/test_speedups.py).
+"""
+
+from cpython.unicode cimport PyUnicode_New
+from libc.string cimport memcpy
+
+import orjson
+
+cdef object _orjson_loads = orjson.loads
+
+cdef enum:
+    # Longest encoded packet built here; longer ones go to orjson, whose fixed costs then matter
+    # less.
+    OUT_MAX = 1024
+    # Integers of up to 18 digits fit a signed 64-bit value whatever the digits.
+    MAX_INT_DIGITS = 18
+
+
+cdef extern from "Python.h":
+    void* PyUnicode_DATA(object)
+    bint PyUnicode_IS_ASCII(object)
+
+
+cdef inline bint _is_ws(Py_UCS4 c):
+    return c == u' ' or c == u'\n' or c == u'\r' or c == u'\t'
+
+
+# -- decoding ----------------------------------------------------------------------------------
+
+cdef enum:
+    # what a token of a flat array is
+    TOKEN_STR, TOKEN_INT, TOKEN_TRUE, TOKEN_FALSE, TOKEN_NULL
+    # most elements read here; a longer array goes to orjson
+    MAX_TOKENS = 32
+
+
+cdef struct Token:
+    int kind
+    Py_ssize_t start   # TOKEN_STR: the characters between the quotes
+    Py_ssize_t end
+    long long value    # TOKEN_INT
+
+
+def loads(text):
+    """``orjson.loads(text)``, faster for a flat array of plain values."""
+    return loads_at(text, 0)
+
+
+def loads_at(text, Py_ssize_t start):
+    """``orjson.loads(text[start:])``, without the slice when the fast path reads it."""
+    cdef object result
+    if type(text) is str and start >= 0:
+        result = _flat_array(<str>text, start)
+        if result is not None:
+            return result
+    return _orjson_loads(text[start:] if start else text)
+
+
+cdef object _flat_array(str text, Py_ssize_t i):
+    """The list a flat JSON array decodes to, or None when this reader does not handle it. The
+    array is read whole before any object is made: declining costs no allocation."""
+    cdef Token tokens[MAX_TOKENS]
+    cdef Py_ssize_t count = 0
+    cdef Py_ssize_t n = len(text)
+    cdef Py_ssize_t start, digits, k
+    cdef Py_UCS4 c
+    cdef long long value
+    cdef bint negative
+    cdef list out
+    cdef Token* token
+    while i < n and _is_ws(text[i]):
+        i += 1
+    if i >= n or text[i] != u'[':
+        return None
+    i += 1
+    while i < n and _is_ws(text[i]):
+        i += 1
+    if i < n and text[i] == u']':
+        i += 1
+    else:
+        while True:
+            if count == MAX_TOKENS:
+                return None
+            token = &tokens[count]
+            count += 1
+            while i < n and _is_ws(text[i]):
+                i += 1
+            if i >= n:
+                return None
+            c = text[i]
+            if c == u'"':
+                start = i + 1
+                i = start
+                while True:
+                    if i >= n:
+                        return None
+                    c = text[i]
+                    if c == u'"':
+                        break
+                    # escapes, control characters and lone surrogates: orjson's to judge
+                    if c == u'\\' or c < 0x20 or (0xD800 <= c <= 0xDFFF):
+                        return None
+                    i += 1
+                token.kind = TOKEN_STR
+                token.start = start
+                token.end = i
+                i += 1
+            elif c == u'-' or (u'0' <= c <= u'9'):
+                negative = c == u'-'
+                if negative:
+                    i += 1
+                start = i
+                value = 0
+                while i < n:
+                    c = text[i]
+                    if c < u'0' or c > u'9':
+                        break
+                    value = value * 10 + (<long long>c - 48)
+                    i += 1
+                digits = i - start
+                if digits == 0 or digits > MAX_INT_DIGITS:
+                    return None
+                if digits > 1 and text[start] == u'0':
+                    return None  # a leading zero: not JSON
+                if i < n:
+                    c = text[i]
+                    if c == u'.' or c == u'e' or c == u'E':
+                        return None  # a float: orjson's
+                token.kind = TOKEN_INT
+                token.value = -value if negative else value
+            elif c == u't' and text.startswith(u"true", i):
+                token.kind = TOKEN_TRUE
+                i += 4
+            elif c == u'f' and text.startswith(u"false", i):
+                token.kind = TOKEN_FALSE
+                i += 5
+            elif c == u'n' and text.startswith(u"null", i):
+                token.kind = TOKEN_NULL
+                i += 4
+            else:
+                return None  # nested, or not JSON
+            while i < n and _is_ws(text[i]):
+                i += 1
+            if i >= n:
+                return None
+            c = text[i]
+            i += 1
+            if c == u']':
+                break
+            if c != u',':
+                return None
+    while i < n and _is_ws(text[i]):
+        i += 1
+    if i != n:
+        return None
+    out = [None] * count
+    for k in range(count):
+        token = &tokens[k]
+        if token.kind == TOKEN_STR:
+            out[k] = text[token.start:token.end]
+        elif token.kind == TOKEN_INT:
+            out[k] = token.value
+        elif token.kind == TOKEN_TRUE:
+            out[k] = True
+        elif token.kind == TOKEN_FALSE:
+            out[k] = False
+    return out
+
+
+# -- encoding ----------------------------------------------------------------------------------
+
+
+def dumps_prefixed(str prefix, data):
+    """``prefix + orjson.dumps(data).decode()`` for a short flat list of plain values, else None."""
+    cdef char buf[OUT_MAX]
+    cdef Py_ssize_t pos
+    cdef Py_ssize_t count, k
+    cdef object item, result
+    cdef type t
+    if type(data) is not list or not PyUnicode_IS_ASCII(prefix):
+        return None
+    for item in <list>data:  # the types first: a list with an object in it declines at once
+        t = type(item)
+        if t is not str and t is not int and item is not None and t is not bool:
+            return None
+    pos = len(prefix)
+    if pos > 16:
+        return None
+    memcpy(buf, PyUnicode_DATA(prefix), pos)
+    buf[pos] = b'['
+    pos += 1
+    count = len(<list>data)
+    for k in range(count):
+        if k:
+            buf[pos] = b','
+            pos += 1
+        item = (<list>data)[k]
+        t = type(item)
+        if t is str:
+            pos = _put_str(buf, pos, <str>item)
+        elif t is int:
+            pos = _put_int(buf, pos, item)
+        elif item is None:
+            pos = _put_raw(buf, pos, b"null", 4)
+        elif item is True:
+            pos = _put_raw(buf, pos, b"true", 4)
+        elif item is False:
+            pos = _put_raw(buf, pos, b"false", 5)
+        else:
+            return None
+        if pos < 0:
+            return None
+    if pos >= OUT_MAX:
+        return None
+    buf[pos] = b']'
+    pos += 1
+    result = PyUnicode_New(pos, 127)
+    memcpy(PyUnicode_DATA(result), buf, pos)
+    return result
+
+
+cdef inline Py_ssize_t _put_raw(char* buf, Py_ssize_t pos, const char* raw, Py_ssize_t n):
+    if pos < 0 or pos + n > OUT_MAX - 1:
+        return -1
+    memcpy(buf + pos, raw, n)
+    return pos + n
+
+
+cdef Py_ssize_t _put_str(char* buf, Py_ssize_t pos, str text):
+    """A JSON string for an ASCII str that needs no escaping; -1 otherwise (or out of room)."""
+    cdef Py_ssize_t n, k
+    cdef const unsigned char* data
+    cdef unsigned char ch
+    if pos < 0 or not PyUnicode_IS_ASCII(text):
+        return -1
+    n = len(text)
+    if pos + n + 2 > OUT_MAX - 1:
+        return -1
+    data = <const unsigned char*>PyUnicode_DATA(text)
+    buf[pos] = b'"'
+    pos += 1
+    for k in range(n):
+        ch = data[k]
+        if ch < 0x20 or ch == 0x22 or ch == 0x5C:  # control characters, '"' and '\': escaped
+            return -1
+        buf[pos + k] = <char>ch
+    pos += n
+    buf[pos] = b'"'
+    return pos + 1
+
+
+cdef Py_ssize_t _put_int(char* buf, Py_ssize_t pos, object number):
+    """Decimal digits of an int in the signed 64-bit range; -1 otherwise (orjson's to judge)."""
+    cdef long long value
+    cdef unsigned long long magnitude
+    cdef char digits[24]
+    cdef Py_ssize_t n = 0, k
+    if pos < 0:
+        return -1
+    try:
+        value = number
+    except OverflowError:
+        return -1
+    if value < 0:
+        magnitude = <unsigned long long>(-(value + 1)) + 1  # no overflow at the minimum
+    else:
+        magnitude = <unsigned long long>value
+    while True:
+        digits[n] = <char>(48 + magnitude % 10)
+        n += 1
+        magnitude //= 10
+        if magnitude == 0:
+            break
+    if value < 0:
+        digits[n] = b'-'
+        n += 1
+    if pos + n > OUT_MAX - 1:
+        return -1
+    for k in range(n):
+        buf[pos + k] = digits[n - 1 - k]
+    return pos + n
