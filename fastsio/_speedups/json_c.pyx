@@ -9,9 +9,10 @@ scanned once and the result built directly.
 
 Both functions give exactly what the orjson path gives, or decline:
 
-- ``loads(text)`` / ``loads_at(text, start)`` return the decoded list for a flat array they can
-  read whole, and otherwise call ``orjson.loads(text)`` / ``orjson.loads(text[start:])`` (so anything unusual -- nesting, floats, escapes, surrogates, bad JSON --
-  is orjson's to accept or refuse, with its own exception);
+- ``loads(text)`` / ``loads_at(text, start)`` return the decoded list for an ASCII flat array
+  they can read whole, and otherwise call ``orjson.loads(text)`` / ``orjson.loads(text[start:])``
+  (so anything unusual -- non-ASCII text, nesting, floats, escapes, bad JSON -- is orjson's to
+  accept or refuse, with its own exception);
 - ``dumps_prefixed(prefix, data)`` returns ``prefix + orjson.dumps(data).decode()`` for an exact
   ``list`` of ASCII strings that need no escaping, 64-bit ints, bools and None, short enough for
   its buffer, and None for anything else (the caller then takes the orjson path).
@@ -22,7 +23,7 @@ both functions with orjson on random and edge-case input (tests/test_speedups.py
 """
 
 from cpython.unicode cimport PyUnicode_New
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 import orjson
 
@@ -41,8 +42,8 @@ cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object)
 
 
-cdef inline bint _is_ws(Py_UCS4 c):
-    return c == u' ' or c == u'\n' or c == u'\r' or c == u'\t'
+cdef inline bint _is_ws(unsigned char c):
+    return c == c' ' or c == c'\n' or c == c'\r' or c == c'\t'
 
 
 # -- decoding ----------------------------------------------------------------------------------
@@ -78,24 +79,30 @@ def loads_at(text, Py_ssize_t start):
 
 cdef object _flat_array(str text, Py_ssize_t i):
     """The list a flat JSON array decodes to, or None when this reader does not handle it. The
-    array is read whole before any object is made: declining costs no allocation."""
+    array is read whole before any object is made: declining costs no allocation. ASCII text only
+    (read as bytes: a Python str that is ASCII stores one byte per character); anything else is
+    orjson's."""
     cdef Token tokens[MAX_TOKENS]
     cdef Py_ssize_t count = 0
     cdef Py_ssize_t n = len(text)
     cdef Py_ssize_t start, digits, k
-    cdef Py_UCS4 c
+    cdef const unsigned char* p
+    cdef unsigned char c
     cdef long long value
     cdef bint negative
     cdef list out
     cdef Token* token
-    while i < n and _is_ws(text[i]):
+    if not PyUnicode_IS_ASCII(text):
+        return None
+    p = <const unsigned char*>PyUnicode_DATA(text)
+    while i < n and _is_ws(p[i]):
         i += 1
-    if i >= n or text[i] != u'[':
+    if i >= n or p[i] != c'[':
         return None
     i += 1
-    while i < n and _is_ws(text[i]):
+    while i < n and _is_ws(p[i]):
         i += 1
-    if i < n and text[i] == u']':
+    if i < n and p[i] == c']':
         i += 1
     else:
         while True:
@@ -103,73 +110,73 @@ cdef object _flat_array(str text, Py_ssize_t i):
                 return None
             token = &tokens[count]
             count += 1
-            while i < n and _is_ws(text[i]):
+            while i < n and _is_ws(p[i]):
                 i += 1
             if i >= n:
                 return None
-            c = text[i]
-            if c == u'"':
+            c = p[i]
+            if c == c'"':
                 start = i + 1
                 i = start
                 while True:
                     if i >= n:
                         return None
-                    c = text[i]
-                    if c == u'"':
+                    c = p[i]
+                    if c == c'"':
                         break
-                    # escapes, control characters and lone surrogates: orjson's to judge
-                    if c == u'\\' or c < 0x20 or (0xD800 <= c <= 0xDFFF):
+                    # escapes and control characters: orjson's to judge
+                    if c == c'\\' or c < 0x20:
                         return None
                     i += 1
                 token.kind = TOKEN_STR
                 token.start = start
                 token.end = i
                 i += 1
-            elif c == u'-' or (u'0' <= c <= u'9'):
-                negative = c == u'-'
+            elif c == c'-' or (c'0' <= c <= c'9'):
+                negative = c == c'-'
                 if negative:
                     i += 1
                 start = i
                 value = 0
                 while i < n:
-                    c = text[i]
-                    if c < u'0' or c > u'9':
+                    c = p[i]
+                    if c < c'0' or c > c'9':
                         break
-                    value = value * 10 + (<long long>c - 48)
+                    value = value * 10 + (c - 48)
                     i += 1
                 digits = i - start
                 if digits == 0 or digits > MAX_INT_DIGITS:
                     return None
-                if digits > 1 and text[start] == u'0':
+                if digits > 1 and p[start] == c'0':
                     return None  # a leading zero: not JSON
                 if i < n:
-                    c = text[i]
-                    if c == u'.' or c == u'e' or c == u'E':
+                    c = p[i]
+                    if c == c'.' or c == c'e' or c == c'E':
                         return None  # a float: orjson's
                 token.kind = TOKEN_INT
                 token.value = -value if negative else value
-            elif c == u't' and text.startswith(u"true", i):
+            elif c == c't' and i + 4 <= n and memcmp(p + i, b"true", 4) == 0:
                 token.kind = TOKEN_TRUE
                 i += 4
-            elif c == u'f' and text.startswith(u"false", i):
+            elif c == c'f' and i + 5 <= n and memcmp(p + i, b"false", 5) == 0:
                 token.kind = TOKEN_FALSE
                 i += 5
-            elif c == u'n' and text.startswith(u"null", i):
+            elif c == c'n' and i + 4 <= n and memcmp(p + i, b"null", 4) == 0:
                 token.kind = TOKEN_NULL
                 i += 4
             else:
                 return None  # nested, or not JSON
-            while i < n and _is_ws(text[i]):
+            while i < n and _is_ws(p[i]):
                 i += 1
             if i >= n:
                 return None
-            c = text[i]
+            c = p[i]
             i += 1
-            if c == u']':
+            if c == c']':
                 break
-            if c != u',':
+            if c != c',':
                 return None
-    while i < n and _is_ws(text[i]):
+    while i < n and _is_ws(p[i]):
         i += 1
     if i != n:
         return None
