@@ -155,8 +155,7 @@ async def test_connect_timeout_over_the_wire(started):
     assert not sio._clients
 
 
-@pytest.mark.skipif(not (CLIENT_DIST / "socket.io.js").is_file(), reason="npm deps not installed")
-async def test_serve_client_directory(started):
+async def test_serve_client_directory(started, node_modules):  # node_modules: npm ci if missing
     sio = await started(serve_client=str(CLIENT_DIST))
     for name in ("socket.io.js", "socket.io.min.js", "socket.io.esm.min.js", "socket.io.js.map"):
         status, _headers, body = await http_request(sio.port, "GET", f"/socket.io/{name}")
@@ -166,8 +165,7 @@ async def test_serve_client_directory(started):
     assert status == 200
 
 
-@pytest.mark.skipif(not (CLIENT_DIST / "socket.io.js").is_file(), reason="npm deps not installed")
-async def test_serve_client_true_searches_upward(started, monkeypatch):
+async def test_serve_client_true_searches_upward(started, monkeypatch, node_modules):
     # from tests/node/node_modules/socket.io-client, tests/node/node_modules/... is found upward
     monkeypatch.chdir(CLIENT_DIST.parent)
     sio = await started(serve_client=True)
