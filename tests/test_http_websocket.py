@@ -628,6 +628,17 @@ def test_flow_control_and_listener_swap(run):
     run(main())
 
 
+async def fill_write_buffer(conn: WebSocketConnection) -> None:
+    """Send 64 KB frames to a client that does not read until the transport pauses writing."""
+    conn.transport.set_write_buffer_limits(high=65536)
+    frame = b"\x82\x7e\xff\xff" + b"x" * 65535
+    for _ in range(200):  # ~13 MB: more than the kernel buffers hold
+        conn.send_frame(frame)
+        await asyncio.sleep(0)  # frames written outside data_received leave at tick end
+        if conn.writing_paused:
+            break
+
+
 def test_write_buffer_fills_when_the_client_does_not_read(run):
     app = WsApp()
 
@@ -635,13 +646,7 @@ def test_write_buffer_fills_when_the_client_does_not_read(run):
         async with serve({"/ws": app}) as (_, port):
             client = await WsClient.connect(port)
             conn = app.listener.conn
-            conn.transport.set_write_buffer_limits(high=65536)
-            frame = b"\x82\x7e\xff\xff" + b"x" * 65535
-            for _ in range(200):  # ~13 MB: more than the kernel buffers hold
-                conn.send_frame(frame)
-                await asyncio.sleep(0)  # frames written outside data_received leave at tick end
-                if conn.writing_paused:
-                    break
+            await fill_write_buffer(conn)
             assert conn.writing_paused and conn.write_buffer_size() > 0
             client.writer.transport.abort()
             await app.listener.wait_closed()
@@ -659,13 +664,7 @@ def test_protocol_error_with_a_backlog_aborts_after_close_timeout(run):
             client = await WsClient.connect(port)
             conn = app.listener.conn
             conn.close_timeout = 0.3
-            conn.transport.set_write_buffer_limits(high=65536)
-            frame = b"\x82\x7e\xff\xff" + b"x" * 65535
-            for _ in range(200):
-                conn.send_frame(frame)
-                await asyncio.sleep(0)
-                if conn.writing_paused:
-                    break
+            await fill_write_buffer(conn)
             assert conn.write_buffer_size() > 0
             started = time.monotonic()
             client.writer.write(b"\x81\x02hi")  # unmasked: 1002
@@ -688,7 +687,7 @@ def test_protocol_error_without_a_backlog_closes_at_once(run):
             started = time.monotonic()
             client.writer.write(b"\x81\x02hi")  # unmasked: 1002
             assert (await app.listener.wait_closed())[0] == 1002
-            assert time.monotonic() - started < 1.0  # not close_timeout
+            assert time.monotonic() - started < 4.0  # not after close_timeout (5 s)
             event = await client.expect_close(answer=False)
             assert event.code == 1002
             client.close()

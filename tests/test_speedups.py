@@ -125,14 +125,20 @@ print(fastsio.SPEEDUPS, i.SPEEDUPS, i.engineio.__name__, i.socketio.__name__,
       i.websocket.__name__, i.fanout.__module__, fastsio.http.WebSocketConnection.__module__)
 """
 
-BLOCK_EXTENSIONS = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.startswith("fastsio._speedups.") and name.endswith("_c"):
-            raise ImportError(f"blocked {name}")
-sys.meta_path.insert(0, Block())
-"""
+
+def _import_blocker(condition: str) -> str:
+    """A prelude for _probe: modules whose ``name`` meets ``condition`` fail to import."""
+    return (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if {condition}:\n"
+        '            raise ImportError(f"blocked {name}")\n'
+        "sys.meta_path.insert(0, Block())\n"
+    )
+
+
+BLOCK_EXTENSIONS = _import_blocker('name.startswith("fastsio._speedups.") and name.endswith("_c")')
 
 
 def _probe(env_update: dict, prelude: str = "", probe: str = PROBE) -> tuple[list[str], str]:
@@ -194,14 +200,7 @@ def test_selection_extensions_missing_warns_once() -> None:
     assert "compiled speedups are not built" in err
 
 
-BLOCK_WSCONN = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == "fastsio._speedups.wsconn_c":
-            raise ImportError(f"blocked {name}")
-sys.meta_path.insert(0, Block())
-"""
+BLOCK_WSCONN = _import_blocker('name == "fastsio._speedups.wsconn_c"')
 
 
 def test_selection_wsconn_missing_alone(compiled) -> None:
@@ -249,14 +248,9 @@ mp = i.msgpack_parser
 print(fastsio.SPEEDUPS, i.socketio.__name__, i.engineio3.__name__, mp and mp.__name__)
 """
 
-BLOCK_OPTIONAL_EXTENSIONS = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name in ("fastsio._speedups.engineio3_c", "fastsio._speedups.msgpack_parser_c"):
-            raise ImportError(f"blocked {name}")
-sys.meta_path.insert(0, Block())
-"""
+BLOCK_OPTIONAL_EXTENSIONS = _import_blocker(
+    'name in ("fastsio._speedups.engineio3_c", "fastsio._speedups.msgpack_parser_c")'
+)
 
 HIDE_MSGPACK = "import sys\nsys.modules['msgpack'] = None  # as if not installed\n"
 
