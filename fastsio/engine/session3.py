@@ -84,16 +84,8 @@ class EngineSession3(EngineSession):
         # A text packet's frame is the same in v3 and v4; a binary one lacks the v3 type byte.
         if type(packet) is not str:
             self.send(packet)
-            return
-        if self.closed:
-            return
-        ws = self._ws
-        if ws is not None:
-            ws.send_frame(frame)
-            if ws.writing_paused:
-                self._check_backpressure(ws)
         else:
-            self._queue_polling(packet)
+            super().send_prepared(packet, frame)
 
     def _write_queued(self, ws: Any, packets: list) -> None:
         for packet in packets:
