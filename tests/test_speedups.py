@@ -40,6 +40,7 @@ from fastsio.protocol import socketio as pure_socketio
 from fastsio.protocol import websocket as pure_websocket
 from fastsio.protocol.errors import ProtocolError, WebSocketError
 from tests import codec_impls
+from tests.test_protocol_websocket import client_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPILED = codec_impls.IMPLEMENTATIONS.get("compiled")
@@ -1054,21 +1055,6 @@ def test_msgpack_parser_objects(compiled_optional) -> None:
 
 
 # -- WebSocket ----------------------------------------------------------------------------------
-
-
-def client_frame(opcode: int, payload: bytes, fin: bool, mask: bytes | None, rsv: int = 0) -> bytes:
-    n = len(payload)
-    b0 = (0x80 if fin else 0) | rsv | opcode
-    mbit = 0x80 if mask is not None else 0
-    if n < 126:
-        header = bytes((b0, mbit | n))
-    elif n < 65536:
-        header = bytes((b0, mbit | 126)) + n.to_bytes(2, "big")
-    else:
-        header = bytes((b0, mbit | 127)) + n.to_bytes(8, "big")
-    if mask is None:
-        return header + payload
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 frame_specs = st.tuples(
