@@ -31,6 +31,8 @@ cdef object _deconstruct(object data, list buffers, Py_ssize_t depth=*)
 
 cdef str _header(object packet_type, object nsp, object ack_id, Py_ssize_t attachments)
 
+cpdef object check_ack_id(object packet_type, object ack_id)
+
 @cython.locals(buffers=list, binary=bint, out=list)
 cdef list _encode_slow(object packet_type, object nsp, object data, object ack_id)
 

@@ -46,6 +46,7 @@ from fastsio.protocol.socketio import (
     MAX_ACK_ID,
     RESERVED_EVENTS,
     Packet,
+    check_ack_id,
 )
 
 __all__ = [
@@ -102,15 +103,7 @@ def _packet_map(packet_type: int, nsp: str, data: Any, ack_id: Any) -> dict:
         packet["data"] = data
     packet["nsp"] = nsp
     if ack_id is not None:
-        if type(ack_id) is not int:
-            if not isinstance(ack_id, int):
-                raise TypeError(f"ack id must be an int, not {type(ack_id).__name__}")
-            ack_id = int(ack_id)
-        if ack_id < 0 or ack_id > MAX_ACK_ID:
-            raise ProtocolError(f"ack id must be in [0, 2**53 - 1], not {ack_id!r}")
-        if packet_type == CONNECT or packet_type == DISCONNECT or packet_type == CONNECT_ERROR:
-            raise ProtocolError(f"{_TYPE_NAMES[packet_type]} packets carry no ack id")
-        packet["id"] = ack_id
+        packet["id"] = check_ack_id(packet_type, ack_id)
     return packet
 
 

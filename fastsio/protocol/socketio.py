@@ -195,17 +195,24 @@ def _header(packet_type: int, nsp: str, ack_id: Any, attachments: int) -> str:
             raise ProtocolError(f"namespace must start with '/': {nsp!r}")
         head = head + nsp + ","
     if ack_id is not None:
-        if type(ack_id) is not int:
-            # int subclasses (bool) become a plain int; anything else is a TypeError
-            if not isinstance(ack_id, int):
-                raise TypeError(f"ack id must be an int, not {type(ack_id).__name__}")
-            ack_id = int(ack_id)
-        if ack_id < 0 or ack_id > MAX_ACK_ID:
-            raise ProtocolError(f"ack id must be in [0, 2**53 - 1], not {ack_id!r}")
-        if packet_type == _CONNECT or packet_type == _DISCONNECT or packet_type == _CONNECT_ERROR:
-            raise ProtocolError(f"{_TYPE_NAMES[packet_type]} packets carry no ack id")
-        head = head + str(ack_id)
+        head = head + str(check_ack_id(packet_type, ack_id))
     return head
+
+
+def check_ack_id(packet_type: Any, ack_id: Any) -> int:
+    """``ack_id`` (not None) as a plain int, checked for a packet of ``packet_type`` to send:
+    TypeError if it is not an int, ProtocolError out of [0, 2**53 - 1] or on a packet type that
+    carries none. Shared with the msgpack parser."""
+    if type(ack_id) is not int:
+        # int subclasses (bool) become a plain int; anything else is a TypeError
+        if not isinstance(ack_id, int):
+            raise TypeError(f"ack id must be an int, not {type(ack_id).__name__}")
+        ack_id = int(ack_id)
+    if ack_id < 0 or ack_id > MAX_ACK_ID:
+        raise ProtocolError(f"ack id must be in [0, 2**53 - 1], not {ack_id!r}")
+    if packet_type == _CONNECT or packet_type == _DISCONNECT or packet_type == _CONNECT_ERROR:
+        raise ProtocolError(f"{_TYPE_NAMES[packet_type]} packets carry no ack id")
+    return ack_id
 
 
 def _encode_slow(packet_type: int, nsp: str, data: Any, ack_id: Any) -> list:
