@@ -14,7 +14,7 @@
 """
 
 from ._impl import SPEEDUPS
-from .adapter import BroadcastOptions, InMemoryAdapter
+from .adapter import Adapter, BroadcastOptions, InMemoryAdapter
 from .broadcast import RESERVED_EVENTS, BroadcastOperator
 from .client import Client
 from .exceptions import AckTimeoutError, ConnectionRefused, DisconnectedError, FastSIOError
@@ -28,6 +28,7 @@ __all__ = [
     "RESERVED_EVENTS",
     "SPEEDUPS",
     "AckTimeoutError",
+    "Adapter",
     "BroadcastOperator",
     "BroadcastOptions",
     "Client",

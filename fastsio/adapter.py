@@ -14,7 +14,9 @@ from typing import Any
 from . import _impl
 
 __all__ = [
+    "EMPTY_OPTIONS",
     "VOLATILE_BUFFER_LIMIT",
+    "Adapter",
     "BroadcastOptions",
     "InMemoryAdapter",
     "fanout",
@@ -37,6 +39,10 @@ class BroadcastOptions:
     ``except_rooms``: minus the sockets in any of these; ``volatile``: may be dropped for a
     session that is not ready; ``local``: this server only (a cluster adapter's business);
     ``timeout``: seconds to wait for the acks of a broadcast with acks.
+
+    ``to_wire()`` / ``from_wire()`` give the form cluster adapters send to other servers, the one
+    Node's adapters use: ``{"rooms": [...], "except": [...], "flags": {...}}`` with the flags
+    ``volatile``, ``local`` and ``timeout`` (in milliseconds), present only when set.
     """
 
     __slots__ = ("except_rooms", "local", "rooms", "timeout", "volatile")
@@ -56,7 +62,57 @@ class BroadcastOptions:
         self.timeout = timeout
 
     def __repr__(self) -> str:
-        return f"BroadcastOptions(rooms={set(self.rooms)!r}, except_rooms={set(self.except_rooms)!r}, volatile={self.volatile!r}, local={self.local!r}, timeout={self.timeout!r})"
+        return (
+            f"BroadcastOptions(rooms={set(self.rooms)!r}, except_rooms={set(self.except_rooms)!r}, "
+            f"volatile={self.volatile!r}, local={self.local!r}, timeout={self.timeout!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BroadcastOptions):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_wire(self) -> dict:
+        flags: dict = {}
+        if self.volatile:
+            flags["volatile"] = True
+        if self.local:
+            flags["local"] = True
+        if self.timeout is not None:
+            flags["timeout"] = round(self.timeout * 1000)
+        return {"rooms": list(self.rooms), "except": list(self.except_rooms), "flags": flags}
+
+    @classmethod
+    def from_wire(cls, raw: Any) -> BroadcastOptions:
+        """The options another server sent; ValueError when ``raw`` is not of that shape."""
+        if raw is None:
+            return EMPTY_OPTIONS
+        if not isinstance(raw, dict):
+            raise ValueError(f"broadcast options must be a map, not {type(raw).__name__}")
+        rooms = _room_set(raw.get("rooms"))
+        except_rooms = _room_set(raw.get("except"))
+        flags = raw.get("flags") or {}
+        if not isinstance(flags, dict):
+            raise ValueError("broadcast flags must be a map")
+        timeout = flags.get("timeout")
+        if timeout is not None:
+            if type(timeout) not in (int, float) or timeout < 0:
+                raise ValueError(f"invalid broadcast timeout {timeout!r}")
+            timeout = timeout / 1000
+        return cls(rooms, except_rooms, bool(flags.get("volatile")), bool(flags.get("local")), timeout)
+
+
+def _room_set(raw: Any) -> frozenset:
+    if not raw:
+        return _EMPTY
+    if not isinstance(raw, (list, tuple)):
+        raise ValueError(f"rooms must be a list, not {type(raw).__name__}")
+    for room in raw:
+        if not isinstance(room, (str, int)) or isinstance(room, bool):
+            raise ValueError(f"invalid room name {room!r}")
+    return frozenset(raw)
 
 
 EMPTY_OPTIONS = BroadcastOptions()
@@ -103,10 +159,99 @@ def prepare_packets(parts: Sequence[Any]) -> tuple:
     return packets, frames
 
 
-# -- the adapter ------------------------------------------------------------------------------
+# -- the interface ----------------------------------------------------------------------------
 
 
-class InMemoryAdapter:
+class Adapter:
+    """What a namespace asks of its adapter (Node's ``socket.io-adapter``); one per namespace.
+
+    The namespace and its sockets call only these methods, and an adapter touches sockets only
+    through their public surface: ``socket.id``, ``socket.conn`` (the Engine.IO session, for
+    the fan-out), ``join``/``leave``/``emit``/``disconnect``, ``expect_ack``/``cancel_ack``, and
+    the namespace's ``name``, ``sockets``, ``next_ack_id()`` and ``server.encode_packet``.
+
+    Every method has a working local meaning (``InMemoryAdapter``); a cluster adapter
+    (``fastsio.cluster.ClusterAdapter``) adds the other servers. Methods taking ``opts`` select
+    sockets with a :class:`BroadcastOptions`. ``init``/``close`` are awaited by
+    ``Server.start()``/``Server.close()`` (and ``init`` when a namespace is created later).
+    """
+
+    nsp: Any
+
+    async def init(self) -> None:
+        """Connect to whatever the adapter needs (a no-op for one process)."""
+
+    async def close(self) -> None:
+        """Disconnect; the adapter is not used after this."""
+
+    async def server_count(self) -> int:
+        """How many servers share this namespace (1 for one process)."""
+        return 1
+
+    # rooms of the local sockets
+    def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        raise NotImplementedError
+
+    def delete(self, sid: str, room: str) -> None:
+        raise NotImplementedError
+
+    def del_all(self, sid: str) -> None:
+        raise NotImplementedError
+
+    def socket_rooms(self, sid: str) -> set | None:
+        raise NotImplementedError
+
+    def sockets(self, rooms: Iterable[str] = ()) -> set:
+        raise NotImplementedError
+
+    # operations on the sockets ``opts`` designates (every server's, unless ``opts.local``)
+    def broadcast(self, packet: Any, opts: BroadcastOptions) -> None:
+        raise NotImplementedError
+
+    def broadcast_with_ack(
+        self,
+        packet: Any,
+        opts: BroadcastOptions,
+        client_count_callback: Callable[[int], None],
+        ack: Callable[[list], None],
+        ack_failed: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        raise NotImplementedError
+
+    def cancel_acks(self, ack_id: int) -> None:
+        raise NotImplementedError
+
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list:
+        raise NotImplementedError
+
+    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        raise NotImplementedError
+
+    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        raise NotImplementedError
+
+    def disconnect_sockets(self, opts: BroadcastOptions, close: bool = False) -> None:
+        raise NotImplementedError
+
+    # events between servers (Node's serverSideEmit)
+    def server_side_emit(
+        self,
+        event: str,
+        args: list,
+        ack: Callable[[BaseException | None, list], None] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Send ``event`` to the other servers' namespace of the same name. ``ack(err,
+        responses)``, when given, gets one response per other server, or an AckTimeoutError
+        after ``timeout`` seconds (see ``Namespace.server_side_emit_with_ack``)."""
+        if ack is not None:
+            ack(None, [])  # no other server: nobody to wait for
+
+
+# -- the local adapter ------------------------------------------------------------------------
+
+
+class InMemoryAdapter(Adapter):
     """Rooms of one namespace, kept in this process.
 
     ``rooms``: room -> socket ids; ``sids``: socket id -> rooms. Every socket is in the room named
@@ -117,16 +262,6 @@ class InMemoryAdapter:
         self.nsp = nsp
         self.rooms: dict = {}
         self.sids: dict = {}
-
-    # lifecycle (no-ops here; a cluster adapter connects and disconnects)
-    def init(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def server_count(self) -> int:
-        return 1
 
     # room bookkeeping
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
@@ -165,19 +300,19 @@ class InMemoryAdapter:
                 del self.rooms[room]
 
     def sockets(self, rooms: Iterable[str] = ()) -> set:
-        """The ids of the sockets in any of ``rooms`` (all sockets when empty)."""
+        """The ids of the local sockets in any of ``rooms`` (all sockets when empty)."""
         if isinstance(rooms, str):
             rooms = (rooms,)
         opts = BroadcastOptions(rooms=frozenset(rooms)) if rooms else EMPTY_OPTIONS
-        return {socket.id for socket in self._select(opts)}
+        return {socket.id for socket in self.select(opts)}
 
     def socket_rooms(self, sid: str) -> set | None:
         """The rooms of socket ``sid`` (the adapter's own set: do not change it), or None."""
         return self.sids.get(sid)
 
     # selecting sockets
-    def _select(self, opts: BroadcastOptions) -> list:
-        """The connected sockets that ``opts`` designates, each once."""
+    def select(self, opts: BroadcastOptions) -> list:
+        """The connected local sockets that ``opts`` designates, each once."""
         sockets = self.nsp.sockets
         get = sockets.get
         excluded = self._excluded(opts.except_rooms) if opts.except_rooms else None
@@ -220,10 +355,11 @@ class InMemoryAdapter:
     def broadcast(self, packet: Any, opts: BroadcastOptions) -> None:
         """Send ``packet`` (``type``, ``data``; the namespace is this adapter's) to the sockets
         ``opts`` designates: encoded once, framed once, written to each session."""
-        sockets = self._select(opts)
+        sockets = self.select(opts)
         if not sockets:
             return
-        parts = self.nsp.server._encode(packet.type, self.nsp.name, packet.data, packet.id)
+        nsp = self.nsp
+        parts = nsp.server.encode_packet(packet.type, nsp.name, packet.data, packet.id)
         packets, frames = prepare_packets(parts)
         sessions = [socket.client.session for socket in sockets]
         if opts.volatile:
@@ -244,44 +380,45 @@ class InMemoryAdapter:
         ``ack(args)`` is called with each socket's ack arguments as it arrives (``ack_failed(exc)``
         when that socket disconnects first). ``packet.id``, when already set, is kept: ack ids
         come from one server-wide counter, so one id can serve several namespaces."""
-        sockets = self._select(opts)
+        sockets = self.select(opts)
         if opts.volatile:
             sockets = [socket for socket in sockets if is_writable(socket.client.session)]
+        nsp = self.nsp
         if packet.id is None:
-            packet.id = self.nsp._next_ack_id()
+            packet.id = nsp.next_ack_id()
         for socket in sockets:
-            socket._add_ack(packet.id, ack, ack_failed)
+            socket.expect_ack(packet.id, ack, ack_failed)
         client_count_callback(len(sockets))
         if not sockets:
             return
-        parts = self.nsp.server._encode(packet.type, self.nsp.name, packet.data, packet.id)
+        parts = nsp.server.encode_packet(packet.type, nsp.name, packet.data, packet.id)
         packets, frames = prepare_packets(parts)
         fanout([socket.client.session for socket in sockets], packets, frames)
 
     def cancel_acks(self, ack_id: int) -> None:
         """Forget the acks still awaited for broadcast ``ack_id`` (its timeout expired)."""
         for socket in list(self.nsp.sockets.values()):
-            socket._cancel_ack(ack_id)
+            socket.cancel_ack(ack_id)
 
     # acting on the selected sockets
     async def fetch_sockets(self, opts: BroadcastOptions) -> list:
         """The sockets ``opts`` designates (a cluster adapter also asks the other servers)."""
-        return self._select(opts)
+        return self.select(opts)
 
     def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         """Make the designated sockets join ``rooms``."""
         rooms = list(rooms)
-        for socket in self._select(opts):
+        for socket in self.select(opts):
             socket.join(rooms)
 
     def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         """Make the designated sockets leave ``rooms``."""
         rooms = list(rooms)
-        for socket in self._select(opts):
+        for socket in self.select(opts):
             for room in rooms:
                 socket.leave(room)
 
     def disconnect_sockets(self, opts: BroadcastOptions, close: bool = False) -> None:
         """Disconnect the designated sockets (``close``: also close their Engine.IO sessions)."""
-        for socket in self._select(opts):
+        for socket in self.select(opts):
             socket.disconnect(close)

@@ -225,20 +225,35 @@ class BroadcastAck:
         self.timeout = timeout
         self.responses: list = []
         self.expected_clients = 0
-        self.expected_servers = 0
+        self.expected_servers: int | None = None
         self.actual_servers = 0
         self.ack_id: int | None = None
         self.timer: Any = None
         self.finished = False
 
     def start(self, packet: Any, opts: BroadcastOptions) -> None:
-        self.expected_servers = self.adapter.server_count()
+        # as Node's BroadcastOperator: the broadcast goes out at once; the number of servers
+        # to hear from (1 for one process) may take a round trip to learn
         if self.timeout is not None:
             self.timer = asyncio.get_running_loop().call_later(self.timeout, self._timed_out)
+        self.expected_servers = None
         self.adapter.broadcast_with_ack(
             packet, opts, self._client_count, self._response, self._failed
         )
         self.ack_id = packet.id
+        if opts.local:
+            self._server_count(1)
+        else:
+            _eager.call(self.adapter.server_count, (), self._server_count_done)
+
+    def _server_count_done(self, count: Any, exc: BaseException | None) -> None:
+        if exc is not None:
+            _eager.logger.error("could not count the servers for a broadcast", exc_info=exc)
+            count = self.actual_servers
+        self._server_count(count)
+
+    def _server_count(self, count: int) -> None:
+        self.expected_servers = count
         self._check()
 
     def _client_count(self, count: int) -> None:
@@ -260,6 +275,7 @@ class BroadcastAck:
     def _check(self) -> None:
         if (
             not self.finished
+            and self.expected_servers is not None
             and self.actual_servers >= self.expected_servers
             and len(self.responses) >= self.expected_clients
         ):

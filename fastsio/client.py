@@ -61,7 +61,7 @@ class Client:
             self.encode = server._encode3
             self.decoder = server._parser3.decoder()
         else:
-            self.encode = server._encode
+            self.encode = server.encode_packet
             self.decoder = server.parser.decoder()
         self.sockets: dict = {}
         self.closed = False

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _eager, _impl
-from .adapter import EMPTY_OPTIONS
+from .adapter import EMPTY_OPTIONS, Adapter
 from .broadcast import BroadcastOperator, Rooms, as_rooms, check_event_name
 from .exceptions import ConnectionRefused
 from .socket import CONNECTING, DISCONNECTED, Socket
@@ -41,9 +41,12 @@ class Namespace:
         else:
             self._handlers = {}
             self._middlewares = []
-        self._next_ack_id: Callable[[], int] = server._next_ack_id
+        #: handlers of the events other servers send (``server_side_emit``), by name
+        self._server_handlers: dict = parent._server_handlers if parent is not None else {}
+        #: the server-wide ack id counter (one broadcast packet carries one id to every target)
+        self.next_ack_id: Callable[[], int] = server.next_ack_id
         self.adapter = self._create_adapter()
-        self.adapter.init()
+        server._adapter_created(self.adapter)
 
     def _create_adapter(self) -> Any:
         return self.server.adapter_class(self)
@@ -153,6 +156,58 @@ class Namespace:
         """Every socket of the namespace."""
         return await BroadcastOperator(self).fetch_sockets()
 
+    # -- events between servers (Node's serverSideEmit) -------------------------------------------
+
+    def on_server_event(self, event: str, handler: Callable | None = None) -> Any:
+        """Register ``handler(*args)`` for ``event`` sent by another server of the cluster with
+        ``server_side_emit``; its return value (or awaited result) is the answer an
+        ``server_side_emit_with_ack`` receives. Usable as a decorator."""
+        if handler is None:
+            return lambda fn: self.on_server_event(event, fn)
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, not {type(handler).__name__}")
+        self._server_handlers.setdefault(event, []).append(handler)
+        return handler
+
+    def server_side_emit(self, event: str, *args: Any) -> bool:
+        """Send ``event`` to this namespace on every other server of the cluster (their
+        ``on_server_event`` handlers); a no-op on one process."""
+        check_event_name(event)
+        self.adapter.server_side_emit(event, list(args))
+        return True
+
+    async def server_side_emit_with_ack(
+        self, event: str, *args: Any, timeout: float | None = None
+    ) -> list:
+        """``server_side_emit`` and wait for every other server's answer: a list, one per server.
+        Raises AckTimeoutError (with the answers that came) after ``timeout`` seconds (the
+        adapter's request timeout when None)."""
+        check_event_name(event)
+        future = asyncio.get_running_loop().create_future()
+
+        def done(err: BaseException | None, responses: list) -> None:
+            if not future.done():
+                if err is not None:
+                    future.set_exception(err)
+                else:
+                    future.set_result(responses)
+
+        self.adapter.server_side_emit(event, list(args), done, timeout)
+        return await future
+
+    def handle_server_event(self, event: str, args: list, ack: Callable | None = None) -> None:
+        """An event another server sent (adapters call this): run its handlers; the first
+        handler's result goes to ``ack(result)``. Events with no handler are answered None."""
+        handlers = self._server_handlers.get(event)
+        if not handlers:
+            self.server.logger.debug("no handler for server-side event %r", event)
+            if ack is not None:
+                ack(None)
+            return
+        for handler in handlers:
+            _eager.call(handler, tuple(args), _ServerEventDone(self, event, ack))
+            ack = None  # the first handler answers
+
     # -- connecting ------------------------------------------------------------------------------
 
     def _add(self, client: Any, auth: dict | None) -> None:
@@ -240,6 +295,29 @@ class _ConnectionHandlerDone:
         )
 
 
+class _ServerEventDone:
+    """Completion of a server-side event handler: its result answers the sender's ack."""
+
+    __slots__ = ("ack", "event", "nsp")
+
+    def __init__(self, nsp: Namespace, event: str, ack: Callable | None) -> None:
+        self.nsp = nsp
+        self.event = event
+        self.ack = ack
+
+    def __call__(self, result: Any, exc: BaseException | None) -> None:
+        if exc is not None and not isinstance(exc, asyncio.CancelledError):
+            self.nsp.server.logger.error(
+                "exception in server-side event handler %r (namespace %s)",
+                self.event,
+                self.nsp.name,
+                exc_info=exc,
+            )
+            result = None
+        if self.ack is not None:
+            self.ack(result)
+
+
 class ParentNamespace(Namespace):
     """The namespaces whose names a regex or a function accepts (Node's ParentNamespace).
 
@@ -272,20 +350,20 @@ class ParentNamespace(Namespace):
         raise RuntimeError("clients connect to the children of a ParentNamespace")
 
 
-class _ParentAdapter:
+class _ParentAdapter(Adapter):
     """The adapter of a ParentNamespace: every operation goes to each child's adapter."""
 
     def __init__(self, parent: ParentNamespace) -> None:
         self.nsp = parent
 
-    def init(self) -> None:
-        pass
+    async def server_count(self) -> int:
+        # each child's broadcast_with_ack reports once per server: expect that many reports
+        return sum([await child.adapter.server_count() for child in list(self.nsp.children)])
 
-    def close(self) -> None:
-        pass
-
-    def server_count(self) -> int:
-        return sum(child.adapter.server_count() for child in self.nsp.children)
+    def server_side_emit(
+        self, event: str, args: list, ack: Any = None, timeout: float | None = None
+    ) -> None:
+        raise TypeError("server_side_emit goes through a namespace, not a dynamic parent")
 
     def broadcast(self, packet: Any, opts: Any) -> None:
         for child in self.nsp.children:
@@ -295,7 +373,7 @@ class _ParentAdapter:
         self, packet: Any, opts: Any, client_count_callback: Any, ack: Any, ack_failed: Any = None
     ) -> None:
         if packet.id is None:
-            packet.id = self.nsp._next_ack_id()
+            packet.id = self.nsp.next_ack_id()
         for child in self.nsp.children:
             child.adapter.broadcast_with_ack(packet, opts, client_count_callback, ack, ack_failed)
 

@@ -107,11 +107,11 @@ class Server:
         #: the packet parser (server-wide, as in Node) and its (type, nsp, data, id) encoder;
         #: Socket.IO v2 clients get its ``for_eio3()`` variant where it has one
         self.parser = resolve_parser(parser)
-        self._encode: Callable[..., list] = encoder_of(self.parser)
+        self.encode_packet: Callable[..., list] = encoder_of(self.parser)
         for_eio3 = getattr(self.parser, "for_eio3", None)
         self._parser3 = for_eio3() if for_eio3 is not None else self.parser
         self._encode3: Callable[..., list] = (
-            encoder_of(self._parser3) if self._parser3 is not self.parser else self._encode
+            encoder_of(self._parser3) if self._parser3 is not self.parser else self.encode_packet
         )
 
         #: the EngineServer and HttpServer, while started
@@ -122,7 +122,7 @@ class Server:
 
         # ack ids: one counter for the whole server, so that one broadcast packet can carry the
         # same id to every socket (of several namespaces, for a dynamic parent)
-        self._next_ack_id: Callable[[], int] = itertools.count().__next__
+        self.next_ack_id: Callable[[], int] = itertools.count().__next__
         self._namespaces: dict = {}
         self._parents: dict = {}
         self._parent_list: list = []
@@ -130,6 +130,10 @@ class Server:
         self._listener: Any = None
         self._stopped: asyncio.Event | None = None
         self._closing = False
+        # every namespace's adapter, in creation order: initialised by start(), closed by close()
+        self._adapters: list = []
+        self._adapters_running = False
+        self._adapter_tasks: set = set()
         #: the main namespace "/"
         self.main_namespace: Namespace = self.of("/")
 
@@ -236,6 +240,53 @@ class Server:
     async def fetch_sockets(self) -> list:
         return await self.main_namespace.fetch_sockets()
 
+    def on_server_event(self, event: str, handler: Callable | None = None) -> Any:
+        """Handle ``event`` sent by another server (see Namespace.on_server_event)."""
+        return self.main_namespace.on_server_event(event, handler)
+
+    def server_side_emit(self, event: str, *args: Any) -> bool:
+        """Send ``event`` to every other server of the cluster (Node's ``io.serverSideEmit``)."""
+        return self.main_namespace.server_side_emit(event, *args)
+
+    async def server_side_emit_with_ack(
+        self, event: str, *args: Any, timeout: float | None = None
+    ) -> list:
+        """``server_side_emit`` and wait for one answer per other server (Node's
+        ``io.serverSideEmitWithAck``)."""
+        return await self.main_namespace.server_side_emit_with_ack(event, *args, timeout=timeout)
+
+    # -- adapters --------------------------------------------------------------------------------
+
+    def _adapter_created(self, adapter: Any) -> None:
+        """A namespace made its adapter: initialised with the others at start(), or now (in the
+        background) if the server already runs."""
+        self._adapters.append(adapter)
+        if self._adapters_running:
+            task = asyncio.ensure_future(self._init_adapter(adapter))
+            self._adapter_tasks.add(task)
+            task.add_done_callback(self._adapter_tasks.discard)
+
+    async def _init_adapter(self, adapter: Any) -> None:
+        try:
+            await adapter.init()
+        except Exception:
+            self.logger.exception("the adapter of namespace %s failed to start", adapter.nsp.name)
+
+    async def _start_adapters(self) -> None:
+        self._adapters_running = True
+        for adapter in list(self._adapters):
+            await adapter.init()
+
+    async def _close_adapters(self) -> None:
+        self._adapters_running = False
+        for task in list(self._adapter_tasks):
+            task.cancel()
+        for adapter in reversed(self._adapters):
+            try:
+                await adapter.close()
+            except Exception:
+                self.logger.exception("the adapter of namespace %s failed to close", adapter.nsp.name)
+
     # -- the engine side -------------------------------------------------------------------------
 
     def handle_engine_session(self, session: Any) -> Client:
@@ -303,7 +354,12 @@ class Server:
         if self.static_files is not None:
             http.mount("/", StaticFiles(os.fspath(self.static_files)))
         self._stopped = asyncio.Event()
-        listener = await http.start(host, port)
+        try:
+            await self._start_adapters()
+            listener = await http.start(host, port)
+        except BaseException:
+            await self._close_adapters()
+            raise
         self.engine = engine
         self.http = http
         self._listener = listener
@@ -370,8 +426,7 @@ class Server:
                 await engine.close()
             if http is not None:
                 await http.close()
-            for nsp in list(self._namespaces.values()) + self._parent_list:
-                nsp.adapter.close()
+            await self._close_adapters()
         finally:
             self._closing = False
             if self._stopped is not None:

@@ -217,12 +217,12 @@ class Socket:
             return True
         ack_id = None
         if ack is not None:
-            ack_id = self.nsp._next_ack_id()
+            ack_id = self.nsp.next_ack_id()
             if timeout is None:
-                self._add_ack(ack_id, _CallbackAck(ack).on_ack)
+                self.expect_ack(ack_id, _CallbackAck(ack).on_ack)
             else:
                 with_error = _CallbackAck(ack, with_error=True)
-                self._add_ack(ack_id, with_error.on_ack, with_error.on_fail, timeout)
+                self.expect_ack(ack_id, with_error.on_ack, with_error.on_fail, timeout)
         client = self.client
         client._send(client.encode(_EVENT, self.nsp.name, data, ack_id))
         return True
@@ -240,19 +240,19 @@ class Socket:
             if not future.done():
                 future.set_exception(exc)
 
-        ack_id = self.nsp._next_ack_id()
-        self._add_ack(ack_id, on_ack, on_fail, timeout)
+        ack_id = self.nsp.next_ack_id()
+        self.expect_ack(ack_id, on_ack, on_fail, timeout)
         client = self.client
         if not volatile or is_writable(client.session):
             client._send(client.encode(_EVENT, self.nsp.name, data, ack_id))
         try:
             return await future
         finally:
-            self._cancel_ack(ack_id)
+            self.cancel_ack(ack_id)
 
     # -- acks ------------------------------------------------------------------------------------
 
-    def _add_ack(
+    def expect_ack(
         self,
         ack_id: int,
         on_ack: Callable[[list], None],
@@ -266,7 +266,7 @@ class Socket:
             self._acks = {}
         self._acks[ack_id] = _PendingAck(on_ack, on_fail, timer)
 
-    def _cancel_ack(self, ack_id: int) -> None:
+    def cancel_ack(self, ack_id: int) -> None:
         acks = self._acks
         if acks:
             pending = acks.pop(ack_id, None)
