@@ -55,6 +55,17 @@ async def engine_factory():
         await engine.close()
 
 
+async def until(predicate, timeout=5.0, what="the condition"):
+    """Wait (bounded) until ``predicate()`` is true."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.005)
+
+
+UNKNOWN_SID = {"code": 1, "message": "Session ID unknown"}
+
+
 async def handshake(port, path="/engine.io/", extra=""):
     status, headers, body = await http_request(
         port, "GET", f"{path}?EIO=4&transport=polling{extra}"
@@ -207,6 +218,149 @@ async def test_heartbeat_closes_a_silent_polling_session_promptly(engine_factory
     assert reason == "ping timeout"
     # interval 300 ms + timeout 200 ms: gone at ~500 ms, not at some later sweep.
     assert 0.45 <= closed_at - started <= 0.7
+
+
+# -- closing: which closes forget the session at once (Node's engine.io rules) -------------------
+#
+# Node forgets a session the moment it closes, unless the server itself closed it: a close packet
+# from the client, a parse error or a ping timeout end it at once (a held GET is released, and the
+# next request with that sid is "Session ID unknown"); only a server-side close() waits for the
+# client to collect the close packet.
+
+
+async def test_ping_timeout_forgets_a_polling_session_at_once(engine_factory):
+    engine, app, port = await engine_factory(ping_interval=0.3, ping_timeout=0.2)
+    started = time.monotonic()
+    info, _ = await handshake(port)
+    sid = info["sid"]
+    target = f"/engine.io/?EIO=4&transport=polling&sid={sid}"
+    # The client never polls: the ping waits in the queue, unanswered. Not gone before the ping
+    # is due (0.3 s) plus most of the timeout...
+    while time.monotonic() - started < 0.4:
+        assert sid in engine.sessions and sid not in app.closed
+        await asyncio.sleep(0.01)
+    # ...and gone at interval + timeout (0.5 s; a generous margin for a busy machine).
+    await until(lambda: sid in app.closed, what="the ping timeout")
+    reason, closed_at = app.closed[sid]
+    assert reason == "ping timeout"
+    assert closed_at - started < 0.5 + 0.5
+    # Forgotten with the close: the queued ping is not served, the sid is unknown.
+    status, _, body = await http_request(port, "GET", target)
+    assert (status, json.loads(body)) == (400, UNKNOWN_SID)
+    assert sid not in engine.sessions
+
+
+async def test_ping_timeout_releases_a_held_get_with_the_close_packet(engine_factory):
+    _engine, app, port = await engine_factory(ping_interval=0.3, ping_timeout=0.2)
+    info, _ = await handshake(port)
+    sid = info["sid"]
+    target = f"/engine.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http_request(port, "GET", target))[2] == b"2"  # the ping, never answered
+    status, _, body = await http_request(port, "GET", target)  # held until the timeout
+    assert (status, body) == (200, b"1")
+    assert app.closed[sid][0] == "ping timeout"
+    status, _, body = await http_request(port, "GET", target)
+    assert (status, json.loads(body)) == (400, UNKNOWN_SID)
+
+
+@pytest.mark.parametrize("held_get", [False, True], ids=["idle", "get-held"])
+async def test_invalid_post_payload_forgets_the_session_at_once(engine_factory, held_get):
+    engine, app, port = await engine_factory()
+    info, _ = await handshake(port)
+    sid = info["sid"]
+    target = f"/engine.io/?EIO=4&transport=polling&sid={sid}"
+    if held_get:
+        held = asyncio.ensure_future(http_request(port, "GET", target))
+        await until(lambda: app.sessions[0].writable, what="the GET to be held")
+    status, _, body = await http_request(port, "POST", target, b"abc")
+    assert status == 400 and json.loads(body)["code"] == 3
+    assert app.closed[sid][0] == "parse error"
+    if held_get:
+        assert (await held)[:3:2] == (200, b"1")  # as Node: the held GET gets the close packet
+    status, _, body = await http_request(port, "GET", target)
+    assert (status, json.loads(body)) == (400, UNKNOWN_SID)
+    assert sid not in engine.sessions
+
+
+@pytest.mark.parametrize("held_get", [False, True], ids=["idle", "get-held"])
+async def test_client_close_packet_forgets_the_session_at_once(engine_factory, held_get):
+    engine, app, port = await engine_factory()
+    info, _ = await handshake(port)
+    sid = info["sid"]
+    target = f"/engine.io/?EIO=4&transport=polling&sid={sid}"
+    if held_get:
+        held = asyncio.ensure_future(http_request(port, "GET", target))
+        await until(lambda: app.sessions[0].writable, what="the GET to be held")
+    assert (await http_request(port, "POST", target, b"1"))[:3:2] == (200, b"ok")
+    if held_get:
+        # as Node: the client closed the transport, so its held GET is answered with a noop
+        assert (await held)[:3:2] == (200, b"6")
+    assert app.closed[sid][0] == "transport close"
+    status, _, body = await http_request(port, "GET", target)
+    assert (status, json.loads(body)) == (400, UNKNOWN_SID)
+    assert sid not in engine.sessions
+
+
+async def test_server_close_waits_for_the_client_to_collect_the_close_packet(engine_factory):
+    engine, app, port = await engine_factory()
+    info, _ = await handshake(port)
+    sid = info["sid"]
+    target = f"/engine.io/?EIO=4&transport=polling&sid={sid}"
+    session = app.sessions[0]
+    session.send("last words")
+    session.close()
+    assert app.closed[sid][0] == "forced close"
+    assert sid in engine.sessions  # kept so the client can learn why
+    # what was queued leaves first, then the close packet, then the session is gone
+    assert (await http_request(port, "GET", target))[2] == b"4last words"
+    assert (await http_request(port, "GET", target))[2] == b"1"
+    status, _, body = await http_request(port, "GET", target)
+    assert (status, json.loads(body)) == (400, UNKNOWN_SID)
+
+
+async def test_server_close_releases_a_held_get_with_the_close_packet(engine_factory):
+    _engine, app, port = await engine_factory()
+    info, _ = await handshake(port)
+    sid = info["sid"]
+    target = f"/engine.io/?EIO=4&transport=polling&sid={sid}"
+    held = asyncio.ensure_future(http_request(port, "GET", target))
+    await until(lambda: app.sessions[0].writable, what="the GET to be held")
+    app.sessions[0].close()
+    assert (await held)[:3:2] == (200, b"1")
+    status, _, body = await http_request(port, "GET", target)
+    assert (status, json.loads(body)) == (400, UNKNOWN_SID)
+
+
+async def test_server_close_forgets_an_uncollected_session_after_ping_timeout(engine_factory):
+    engine, app, port = await engine_factory(ping_interval=5, ping_timeout=0.2)
+    info, _ = await handshake(port)
+    sid = info["sid"]
+    app.sessions[0].close()
+    assert sid in engine.sessions
+    await until(lambda: sid not in engine.sessions, what="the closed session to be forgotten")
+
+
+@pytest.mark.parametrize("case", ["client-close", "parse-error", "ping-timeout"])
+async def test_websocket_session_is_forgotten_when_it_ends(engine_factory, case):
+    engine, app, port = await engine_factory(ping_interval=0.3, ping_timeout=0.2)
+    ws = await WebSocketClient.connect(port, "/engine.io/?EIO=4&transport=websocket")
+    sid = json.loads((await ws.recv())[1:])["sid"]
+    if case == "client-close":
+        # Node ignores a close packet on a WebSocket (its session ends at the ping timeout);
+        # fastsio ends it at once, as the protocol's test suite expects
+        ws.send("1")
+    elif case == "parse-error":
+        ws.send("abc")
+    assert await ws.wait_closed() == 1000
+    reason = {"client-close": "transport close", "parse-error": "parse error"}.get(
+        case, "ping timeout"
+    )
+    assert app.closed[sid][0] == reason
+    assert sid not in engine.sessions
+    status, _, body = await http_request(
+        port, "GET", f"/engine.io/?EIO=4&transport=polling&sid={sid}"
+    )
+    assert (status, json.loads(body)) == (400, UNKNOWN_SID)
 
 
 async def test_heartbeat_answered_keeps_the_session(engine_factory):

@@ -15,7 +15,7 @@ import pytest
 from fastsio.engine import EngineServer
 from fastsio.protocol import engineio3 as eio3
 from tests.rawclient import WebSocketClient, http_request
-from tests.test_engine import EchoApp
+from tests.test_engine import UNKNOWN_SID, EchoApp, until
 
 OCTET = {"Content-Type": "application/octet-stream"}
 
@@ -53,13 +53,6 @@ async def handshake(port, b64=True):
     [(packet_type, data)] = eio3.decode_payload(body)
     assert packet_type == eio3.OPEN
     return json.loads(data), body
-
-
-async def until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.005)
 
 
 # --------------------------------------------------------------------------- handshake
@@ -148,6 +141,70 @@ async def test_pings_keep_the_session_alive(engine_factory):
     await http_request(port, "POST", polling(sid), b"1:3")
     await until(lambda: sid in app.closed)
     assert app.closed[sid][0] == "parse error"
+
+
+# Closing as Node's engine.io does for v3 too: a close packet from the client, a parse error or a
+# ping timeout end the session at once (the next request with its sid is "Session ID unknown").
+
+
+async def test_ping_timeout_forgets_the_session_at_once(engine_factory):
+    engine, app, port = await engine_factory(ping_interval=0.3, ping_timeout=0.2)
+    started = time.monotonic()
+    sid = (await handshake(port))[0]["sid"]
+    while time.monotonic() - started < 0.4:  # the client has pingInterval + pingTimeout to ping
+        assert sid in engine.sessions and sid not in app.closed
+        await asyncio.sleep(0.01)
+    await until(lambda: sid in app.closed)
+    reason, closed_at = app.closed[sid]
+    assert reason == "ping timeout" and closed_at - started < 0.5 + 0.5
+    status, _, body = await http_request(port, "GET", polling(sid))
+    assert (status, json.loads(body)) == (400, UNKNOWN_SID)
+    status, _, body = await http_request(port, "POST", polling(sid), b"1:2")
+    assert (status, json.loads(body)) == (400, UNKNOWN_SID)
+
+
+@pytest.mark.parametrize("held_get", [False, True], ids=["idle", "get-held"])
+async def test_invalid_post_payload_forgets_the_session_at_once(engine_factory, held_get):
+    engine, app, port = await engine_factory()
+    sid = (await handshake(port))[0]["sid"]
+    if held_get:
+        held = asyncio.ensure_future(http_request(port, "GET", polling(sid)))
+        await until(lambda: app.sessions[0].writable)
+    status, _, _ = await http_request(port, "POST", polling(sid), b"abc")
+    assert status == 400 and app.closed[sid][0] == "parse error"
+    if held_get:
+        assert (await held)[:3:2] == (200, b"1:1")
+    status, _, body = await http_request(port, "GET", polling(sid))
+    assert (status, json.loads(body)) == (400, UNKNOWN_SID)
+    assert sid not in engine.sessions
+
+
+@pytest.mark.parametrize("held_get", [False, True], ids=["idle", "get-held"])
+async def test_client_close_packet_forgets_the_session_at_once(engine_factory, held_get):
+    engine, app, port = await engine_factory()
+    sid = (await handshake(port))[0]["sid"]
+    if held_get:
+        held = asyncio.ensure_future(http_request(port, "GET", polling(sid)))
+        await until(lambda: app.sessions[0].writable)
+    assert (await http_request(port, "POST", polling(sid), b"1:1"))[:3:2] == (200, b"ok")
+    if held_get:
+        assert (await held)[:3:2] == (200, b"1:6")  # a noop, as Node
+    assert app.closed[sid][0] == "transport close"
+    status, _, body = await http_request(port, "GET", polling(sid))
+    assert (status, json.loads(body)) == (400, UNKNOWN_SID)
+    assert sid not in engine.sessions
+
+
+async def test_server_close_waits_for_the_client_to_collect_the_close_packet(engine_factory):
+    engine, app, port = await engine_factory()
+    sid = (await handshake(port))[0]["sid"]
+    app.sessions[0].send("bye")
+    app.sessions[0].close()
+    assert sid in engine.sessions
+    assert (await http_request(port, "GET", polling(sid)))[2] == b"4:4bye"
+    assert (await http_request(port, "GET", polling(sid)))[2] == b"1:1"
+    status, _, body = await http_request(port, "GET", polling(sid))
+    assert (status, json.loads(body)) == (400, UNKNOWN_SID)
 
 
 async def test_binary_as_base64_when_the_client_asks(engine_factory):

@@ -259,7 +259,7 @@ class EngineSession:
         if self._poll_request is not None:
             # Spec: one pending GET per session; a second one is an error that closes it.
             self.server._send_error(request, 400, 3, "Bad request")
-            self._close("transport error", notify_peer=True)
+            self._close("transport error", notify_peer=False)
             return
         if self._poll_buffer:
             packets = self._poll_buffer
@@ -288,14 +288,14 @@ class EngineSession:
         server = self.server
         if len(request.body) > server.max_http_buffer_size:
             server._send_error(request, 413, 3, "Payload too large")
-            self._close("transport error", notify_peer=True)
+            self._close("transport error", notify_peer=False)
             return
         try:
             packets = self._decode_post(request)
         except ProtocolError as exc:
             logger.info("session %s: bad polling payload: %s", self.sid, exc)
             server._send_error(request, 400, 3, "Bad request")
-            self._close("parse error", notify_peer=True)
+            self._close("parse error", notify_peer=False)
             return
         request.respond(200, server._post_headers(request), b"ok")
         for packet_type, data in packets:
@@ -314,10 +314,19 @@ class EngineSession:
         if packet_type == 3:
             self._on_pong()
         elif packet_type == 1:
-            self._transport_closed("transport close")
+            self._client_closed_polling()
         elif packet_type != 6:
             logger.info("session %s: unexpected packet type %d on polling", self.sid, packet_type)
-            self._close("parse error", notify_peer=True)
+            self._close("parse error", notify_peer=False)
+
+    def _client_closed_polling(self) -> None:
+        # As Node: the client closed the transport, so a held GET is released with a noop, and
+        # the session ends at once.
+        request = self._poll_request
+        if request is not None:
+            self._poll_request = None
+            self._respond_packets(request, [_NOOP])
+        self._transport_closed("transport close")
 
     def _release_poll(self) -> None:
         """Answer a held GET with what is queued, or with a noop (the upgrade needs it freed)."""
@@ -399,7 +408,7 @@ class EngineSession:
             pass
         else:
             logger.info("session %s: unexpected packet %r on websocket", self.sid, text[:20])
-            self._close("parse error", notify_peer=True)
+            self._close("parse error", notify_peer=False)
 
     def _deliver(self, data: str | bytes) -> None:
         try:
@@ -429,7 +438,7 @@ class EngineSession:
 
     def _ping_timed_out(self) -> None:
         self._pong_handle = None
-        self._close("ping timeout", notify_peer=True)
+        self._close("ping timeout", notify_peer=False)
 
     # -- closing --------------------------------------------------------------------------------
 
@@ -439,6 +448,11 @@ class EngineSession:
 
     def _transport_closed(self, reason: str) -> None:
         self._close(reason, notify_peer=False)
+
+    # Node's rule: only a close from the server side (close()) keeps a polling session until the
+    # client has collected the close packet. A close packet from the client, a parse error, a
+    # transport error or a ping timeout end the session at once (notify_peer=False): a held GET
+    # is released and the sid is forgotten, so the next request with it is "Session ID unknown".
 
     def _close(self, reason: str, notify_peer: bool) -> None:
         if self.closed:

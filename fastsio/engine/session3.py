@@ -116,11 +116,11 @@ class EngineSession3(EngineSession):
         if packet_type == 2:
             self._on_ping(data)
         elif packet_type == 1:
-            self._transport_closed("transport close")
+            self._client_closed_polling()
         elif packet_type != 6:
             # a pong included: in v3 the server never pings ("invalid heartbeat direction")
             logger.info("session %s: unexpected packet type %d on polling", self.sid, packet_type)
-            self._close("parse error", notify_peer=True)
+            self._close("parse error", notify_peer=False)
 
     # -- WebSocket --------------------------------------------------------------------------------
 
@@ -147,17 +147,17 @@ class EngineSession3(EngineSession):
                 _, data = engineio3.decode_packet(text)
             except (ProtocolError, binascii.Error) as exc:
                 logger.info("session %s: bad base64 packet on websocket: %s", self.sid, exc)
-                self._close("parse error", notify_peer=True)
+                self._close("parse error", notify_peer=False)
                 return
             self._deliver(data)
         else:
             logger.info("session %s: unexpected packet %r on websocket", self.sid, text[:20])
-            self._close("parse error", notify_peer=True)
+            self._close("parse error", notify_peer=False)
 
     def _receive_binary(self, data: bytes) -> None:
         if data[:1] != _BINARY_PREFIX:
             logger.info("session %s: binary packet without the message type byte", self.sid)
-            self._close("parse error", notify_peer=True)
+            self._close("parse error", notify_peer=False)
             return
         self._deliver(data[1:])
 
