@@ -17,7 +17,13 @@ from ._impl import SPEEDUPS
 from .adapter import Adapter, BroadcastOptions, InMemoryAdapter
 from .broadcast import RESERVED_EVENTS, BroadcastOperator
 from .client import Client
-from .exceptions import AckTimeoutError, ConnectionRefused, DisconnectedError, FastSIOError
+from .exceptions import (
+    AckTimeoutError,
+    AdapterTimeoutError,
+    ConnectionRefused,
+    DisconnectedError,
+    FastSIOError,
+)
 from .namespace import Namespace, ParentNamespace
 from .server import Server
 from .socket import Handshake, Socket
@@ -29,6 +35,7 @@ __all__ = [
     "SPEEDUPS",
     "AckTimeoutError",
     "Adapter",
+    "AdapterTimeoutError",
     "BroadcastOperator",
     "BroadcastOptions",
     "Client",

@@ -6,6 +6,7 @@ from typing import Any
 
 __all__ = [
     "AckTimeoutError",
+    "AdapterTimeoutError",
     "ConnectionRefused",
     "DisconnectedError",
     "FastSIOError",
@@ -53,3 +54,12 @@ class DisconnectedError(FastSIOError, ConnectionError):
 
     def __init__(self, message: str = "socket disconnected before the acknowledgement") -> None:
         super().__init__(message)
+
+
+class AdapterTimeoutError(FastSIOError, TimeoutError):
+    """Other servers of the cluster did not all answer a request in time (``fetch_sockets``,
+    ``server_count`` ...). ``responses`` holds the answers that did arrive."""
+
+    def __init__(self, message: str, responses: Any = None) -> None:
+        super().__init__(message)
+        self.responses = responses if responses is not None else []

@@ -1,0 +1,12 @@
+"""Scaling out over Redis, wire-compatible with Node's ``@socket.io/redis-adapter`` and
+``@socket.io/redis-emitter`` (``pip install 'fastsio[redis]'``)::
+
+    from fastsio.redis import create_adapter
+    sio = fastsio.Server(adapter=create_adapter("redis://127.0.0.1:6379/0"))
+"""
+
+from __future__ import annotations
+
+from .adapter import RedisAdapter, RedisAdapterFactory, RequestType, create_adapter
+
+__all__ = ["RedisAdapter", "RedisAdapterFactory", "RequestType", "create_adapter"]
