@@ -8,5 +8,13 @@
 from __future__ import annotations
 
 from .adapter import RedisAdapter, RedisAdapterFactory, RequestType, create_adapter
+from .emitter import AsyncEmitter, Emitter
 
-__all__ = ["RedisAdapter", "RedisAdapterFactory", "RequestType", "create_adapter"]
+__all__ = [
+    "AsyncEmitter",
+    "Emitter",
+    "RedisAdapter",
+    "RedisAdapterFactory",
+    "RequestType",
+    "create_adapter",
+]

@@ -238,3 +238,37 @@ async def test_node_emitter_reaches_fastsio_clients(mixed, node_redis_emitter):
     await wait_for(lambda: got == [(5,)], "the emitter's server-side event")
     await emitter.call("disconnect_sockets", to=[py_id])
     await pc.expect("disconnect", name="p")
+
+
+async def test_fastsio_emitters_reach_fastsio_and_node_clients(mixed, redis_url, redis_key):
+    from fastsio.redis import AsyncEmitter, Emitter
+
+    sio, js, pc, py_id, nc, node_id = mixed
+    sio.sockets[py_id].join("py-room")
+    with Emitter(redis_url, key=redis_key) as emitter:
+        await asyncio.to_thread(emitter.emit, "sync_emit", BLOB, {"k": 1})
+        for client, name in ((pc, "p"), (nc, "n")):
+            ev = await client.expect("event", name=name, event="sync_emit")
+            assert client.from_json(ev["args"]) == [BLOB, {"k": 1}]
+        await asyncio.to_thread(emitter.to("py-room").emit, "room_only")
+        await pc.expect("event", name="p", event="room_only")
+        await asyncio.to_thread(emitter.except_("py-room").sockets_join, "joined-by-emitter")
+        await wait_for_node_rooms(js, lambda rooms: rooms.get("joined-by-emitter") == [node_id])
+        with pytest.raises(ValueError):
+            emitter.emit("disconnect")
+
+    emitter = AsyncEmitter(redis_url, key=redis_key)
+    try:
+        got = []
+        sio.on_server_event("hello_servers", lambda *args: got.append(args))
+        await js.call("on_server_event", event="hello_servers")
+        await emitter.server_side_emit("hello_servers", 1)
+        await wait_for(lambda: got == [(1,)], "the emitter's server-side event on fastsio")
+        ev = await js.expect("server_event", event="hello_servers")
+        assert ev["args"] == [1]
+        await emitter.of("/").to(node_id).disconnect_sockets()
+        await nc.expect("disconnect", name="n")
+        await emitter.sockets_leave("py-room")
+        await wait_for(lambda: "py-room" not in sio.sockets[py_id].rooms, "the emitter's leave")
+    finally:
+        await emitter.close()
