@@ -86,32 +86,35 @@ class BroadcastOptions:
 
     @classmethod
     def from_wire(cls, raw: Any) -> BroadcastOptions:
-        """The options another server sent; ValueError when ``raw`` is not of that shape."""
+        """The options another server sent; ValueError or TypeError when ``raw`` is not of that
+        shape."""
         if raw is None:
             return EMPTY_OPTIONS
         if not isinstance(raw, dict):
-            raise ValueError(f"broadcast options must be a map, not {type(raw).__name__}")
+            raise TypeError(f"broadcast options must be a map, not {type(raw).__name__}")
         rooms = _room_set(raw.get("rooms"))
         except_rooms = _room_set(raw.get("except"))
         flags = raw.get("flags") or {}
         if not isinstance(flags, dict):
-            raise ValueError("broadcast flags must be a map")
+            raise TypeError("broadcast flags must be a map")
         timeout = flags.get("timeout")
         if timeout is not None:
             if type(timeout) not in (int, float) or timeout < 0:
                 raise ValueError(f"invalid broadcast timeout {timeout!r}")
             timeout = timeout / 1000
-        return cls(rooms, except_rooms, bool(flags.get("volatile")), bool(flags.get("local")), timeout)
+        return cls(
+            rooms, except_rooms, bool(flags.get("volatile")), bool(flags.get("local")), timeout
+        )
 
 
 def _room_set(raw: Any) -> frozenset:
     if not raw:
         return _EMPTY
     if not isinstance(raw, (list, tuple)):
-        raise ValueError(f"rooms must be a list, not {type(raw).__name__}")
+        raise TypeError(f"rooms must be a list, not {type(raw).__name__}")
     for room in raw:
         if not isinstance(room, (str, int)) or isinstance(room, bool):
-            raise ValueError(f"invalid room name {room!r}")
+            raise TypeError(f"invalid room name {room!r}")
     return frozenset(raw)
 
 

@@ -285,7 +285,9 @@ class Server:
             try:
                 await adapter.close()
             except Exception:
-                self.logger.exception("the adapter of namespace %s failed to close", adapter.nsp.name)
+                self.logger.exception(
+                    "the adapter of namespace %s failed to close", adapter.nsp.name
+                )
 
     # -- the engine side -------------------------------------------------------------------------
 

@@ -136,7 +136,9 @@ class _Protocol(asyncio.Protocol):
             try:
                 reply = reader.gets()
             except hiredis.ProtocolError as exc:
-                link.logger.error("%s: unreadable data from Redis (%s); reconnecting", link.name, exc)
+                link.logger.error(
+                    "%s: unreadable data from Redis (%s); reconnecting", link.name, exc
+                )
                 self.transport.abort()
                 return
             if reply is False:
@@ -172,7 +174,7 @@ class _Link:
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
         options = self.options
-        factory = lambda: _Protocol(self)  # noqa: E731
+        factory = lambda: _Protocol(self)
         if options.path:
             connecting = loop.create_unix_connection(factory, options.path)
         else:
@@ -183,7 +185,11 @@ class _Link:
         self.protocol = protocol
         try:
             if options.password is not None:
-                login = (options.username, options.password) if options.username else (options.password,)
+                login = (
+                    (options.username, options.password)
+                    if options.username
+                    else (options.password,)
+                )
                 await asyncio.wait_for(self.call("AUTH", *login), CONNECT_TIMEOUT)
             await self._ready()
         except BaseException:
@@ -233,7 +239,10 @@ class _Link:
         if self.closed:
             return
         self.logger.warning(
-            "%s: connection to Redis %s lost (%s); reconnecting", self.name, self.options, exc or "closed"
+            "%s: connection to Redis %s lost (%s); reconnecting",
+            self.name,
+            self.options,
+            exc or "closed",
         )
         self._on_lost()
         self._reconnecting = asyncio.ensure_future(self._reconnect())
@@ -394,11 +403,10 @@ class SubscribeLink(_Link):
                         if future is not None and not future.done():
                             future.set_result(None)
                     return
-        if isinstance(reply, hiredis.ReplyError) and not self._replies:
+        if isinstance(reply, hiredis.ReplyError) and not self._replies and self._confirmations:
             # an error for a (s)subscribe: fail the oldest confirmation instead
-            if self._confirmations:
-                future = self._confirmations.popleft()
-                if future is not None and not future.done():
-                    future.set_exception(reply)
-                return
+            future = self._confirmations.popleft()
+            if future is not None and not future.done():
+                future.set_exception(reply)
+            return
         self._resolve(reply)

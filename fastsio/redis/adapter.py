@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import _impl
 from ..adapter import BroadcastOptions, InMemoryAdapter
@@ -184,7 +184,11 @@ class RedisAdapter(InMemoryAdapter):
         await self.factory.acquire()
         subscriber = self.factory.subscriber
         await subscriber.psubscribe(self.channel + "*", self._on_broadcast)
-        for channel in (self.request_channel, self.response_channel, self.specific_response_channel):
+        for channel in (
+            self.request_channel,
+            self.response_channel,
+            self.specific_response_channel,
+        ):
             await subscriber.subscribe(channel, self._on_request_or_response)
         self._initialised = True
 
@@ -195,7 +199,11 @@ class RedisAdapter(InMemoryAdapter):
         subscriber = self.factory.subscriber
         try:
             await subscriber.punsubscribe(self.channel + "*")
-            for channel in (self.request_channel, self.response_channel, self.specific_response_channel):
+            for channel in (
+                self.request_channel,
+                self.response_channel,
+                self.specific_response_channel,
+            ):
                 await subscriber.unsubscribe(channel)
         except (ConnectionError, OSError):
             pass
@@ -268,7 +276,7 @@ class RedisAdapter(InMemoryAdapter):
 
     def _packet_from_wire(self, raw: Any) -> Any:
         if not isinstance(raw, dict):
-            raise ValueError("the packet is not a map")
+            raise TypeError("the packet is not a map")
         if raw.get("nsp", "/") != self.nsp.name:
             return None
         kind = raw.get("type")
@@ -301,7 +309,9 @@ class RedisAdapter(InMemoryAdapter):
             # nothing says when every remote ack is in: forget the request after the timeout
             timeout = opts.timeout if opts.timeout is not None else self.factory.requests_timeout
             asyncio.get_running_loop().call_later(timeout, self.ack_requests.pop, request_id, None)
-        InMemoryAdapter.broadcast_with_ack(self, packet, opts, client_count_callback, ack, ack_failed)
+        InMemoryAdapter.broadcast_with_ack(
+            self, packet, opts, client_count_callback, ack, ack_failed
+        )
 
     # -- acting on every server's sockets --------------------------------------------------------
 
@@ -309,7 +319,12 @@ class RedisAdapter(InMemoryAdapter):
         rooms = list(rooms)
         if not opts.local:
             self._publish_request(
-                {"uid": self.uid, "type": RequestType.REMOTE_JOIN, "opts": _select_wire(opts), "rooms": rooms}
+                {
+                    "uid": self.uid,
+                    "type": RequestType.REMOTE_JOIN,
+                    "opts": _select_wire(opts),
+                    "rooms": rooms,
+                }
             )
         InMemoryAdapter.add_sockets(self, opts, rooms)
 
@@ -317,7 +332,12 @@ class RedisAdapter(InMemoryAdapter):
         rooms = list(rooms)
         if not opts.local:
             self._publish_request(
-                {"uid": self.uid, "type": RequestType.REMOTE_LEAVE, "opts": _select_wire(opts), "rooms": rooms}
+                {
+                    "uid": self.uid,
+                    "type": RequestType.REMOTE_LEAVE,
+                    "opts": _select_wire(opts),
+                    "rooms": rooms,
+                }
             )
         InMemoryAdapter.del_sockets(self, opts, rooms)
 
@@ -349,7 +369,12 @@ class RedisAdapter(InMemoryAdapter):
             request_id, RequestType.REMOTE_FETCH, servers - 1, timeout, "fetch_sockets"
         )
         self._publish_request(
-            {"uid": self.uid, "requestId": request_id, "type": RequestType.REMOTE_FETCH, "opts": _select_wire(opts)}
+            {
+                "uid": self.uid,
+                "requestId": request_id,
+                "type": RequestType.REMOTE_FETCH,
+                "opts": _select_wire(opts),
+            }
         )
         remote = [RemoteSocket(self.nsp, details) for answer in await answers for details in answer]
         return local + remote
@@ -362,9 +387,15 @@ class RedisAdapter(InMemoryAdapter):
             return rooms
         request_id = new_uid()
         answers = self.requests.start(
-            request_id, RequestType.ALL_ROOMS, servers - 1, self.factory.requests_timeout, "all_rooms"
+            request_id,
+            RequestType.ALL_ROOMS,
+            servers - 1,
+            self.factory.requests_timeout,
+            "all_rooms",
         )
-        self._publish_request({"uid": self.uid, "requestId": request_id, "type": RequestType.ALL_ROOMS})
+        self._publish_request(
+            {"uid": self.uid, "requestId": request_id, "type": RequestType.ALL_ROOMS}
+        )
         for answer in await answers:
             rooms.update(answer)
         return rooms
@@ -378,7 +409,9 @@ class RedisAdapter(InMemoryAdapter):
     ) -> None:
         data = [event, *args]
         if ack is None:
-            self._publish_request({"uid": self.uid, "type": RequestType.SERVER_SIDE_EMIT, "data": data})
+            self._publish_request(
+                {"uid": self.uid, "type": RequestType.SERVER_SIDE_EMIT, "data": data}
+            )
             return
         task = asyncio.ensure_future(self._server_side_emit_with_ack(data, ack, timeout))
         task.add_done_callback(_log_task_error)
@@ -403,7 +436,12 @@ class RedisAdapter(InMemoryAdapter):
             f"server_side_emit {data[0]!r}",
         )
         self._publish_request(
-            {"uid": self.uid, "requestId": request_id, "type": RequestType.SERVER_SIDE_EMIT, "data": data}
+            {
+                "uid": self.uid,
+                "requestId": request_id,
+                "type": RequestType.SERVER_SIDE_EMIT,
+                "data": data,
+            }
         )
         try:
             responses = await answers
@@ -420,7 +458,7 @@ class RedisAdapter(InMemoryAdapter):
         try:
             body = json_loads(message) if message[:1] == b"{" else unpack(message)
             if not isinstance(body, dict):
-                raise ValueError("not a map")
+                raise TypeError("not a map")
             if channel.startswith(self._response_prefix):
                 self._on_response(body)
             else:
@@ -444,12 +482,16 @@ class RedisAdapter(InMemoryAdapter):
             return
         rooms = request.get("rooms") or []
         sockets = self.sockets(rooms) if isinstance(rooms, list) else set()
-        self._publish_response(request, json_dumps({"requestId": request.get("requestId"), "sockets": list(sockets)}))
+        self._publish_response(
+            request, json_dumps({"requestId": request.get("requestId"), "sockets": list(sockets)})
+        )
 
     def _answer_all_rooms(self, request: dict) -> None:
         if request.get("requestId") in self.requests:
             return
-        self._publish_response(request, json_dumps({"requestId": request.get("requestId"), "rooms": list(self.rooms)}))
+        self._publish_response(
+            request, json_dumps({"requestId": request.get("requestId"), "rooms": list(self.rooms)})
+        )
 
     def _apply_join(self, request: dict) -> None:
         self._apply_room_change(request, InMemoryAdapter.add_sockets, "join")
@@ -477,7 +519,9 @@ class RedisAdapter(InMemoryAdapter):
             return
         close = bool(request.get("close"))
         if "opts" in request:
-            InMemoryAdapter.disconnect_sockets(self, BroadcastOptions.from_wire(request["opts"]), close)
+            InMemoryAdapter.disconnect_sockets(
+                self, BroadcastOptions.from_wire(request["opts"]), close
+            )
             return
         socket = self.nsp.sockets.get(request.get("sid"))
         if socket is not None:
@@ -515,7 +559,9 @@ class RedisAdapter(InMemoryAdapter):
             try:
                 message = json_dumps(body)
             except TypeError as exc:
-                logger.warning("the answer to server-side event %r is not serialisable: %s", data[0], exc)
+                logger.warning(
+                    "the answer to server-side event %r is not serialisable: %s", data[0], exc
+                )
                 message = json_dumps(dict(body, data=None))
             self._publish(self.response_channel, message)
 
@@ -530,19 +576,29 @@ class RedisAdapter(InMemoryAdapter):
             return
         raw_opts = request.get("opts") or {}
         # Node passes only rooms and except on (no flags) to the local broadcast
-        opts = BroadcastOptions.from_wire({"rooms": raw_opts.get("rooms"), "except": raw_opts.get("except")})
+        opts = BroadcastOptions.from_wire(
+            {"rooms": raw_opts.get("rooms"), "except": raw_opts.get("except")}
+        )
 
         def client_count(count: int) -> None:
-            body = {"type": RequestType.BROADCAST_CLIENT_COUNT, "requestId": request_id, "clientCount": count}
+            body = {
+                "type": RequestType.BROADCAST_CLIENT_COUNT,
+                "requestId": request_id,
+                "clientCount": count,
+            }
             self._publish_response(request, json_dumps(body))
 
         def client_ack(args: list) -> None:
-            body = {"type": RequestType.BROADCAST_ACK, "requestId": request_id, "packet": args[0] if args else None}
+            body = {
+                "type": RequestType.BROADCAST_ACK,
+                "requestId": request_id,
+                "packet": args[0] if args else None,
+            }
             self._publish_response(request, pack(body))
 
         InMemoryAdapter.broadcast_with_ack(self, packet, opts, client_count, client_ack)
 
-    _request_handlers: dict = {
+    _request_handlers: ClassVar[dict] = {
         RequestType.SOCKETS: _answer_sockets,
         RequestType.ALL_ROOMS: _answer_all_rooms,
         RequestType.REMOTE_JOIN: _apply_join,

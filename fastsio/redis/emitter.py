@@ -82,7 +82,9 @@ class _Operator:
 
     def to(self, rooms: Any) -> Any:
         """Only the sockets in ``rooms`` (a union across calls)."""
-        return self._with(rooms=self._rooms + tuple(r for r in _rooms(rooms) if r not in self._rooms))
+        return self._with(
+            rooms=self._rooms + tuple(r for r in _rooms(rooms) if r not in self._rooms)
+        )
 
     in_ = to
 
@@ -118,17 +120,29 @@ class _Operator:
 
     def sockets_join(self, rooms: Any) -> Any:
         """Make the selected sockets join ``rooms``."""
-        request = {"type": RequestType.REMOTE_JOIN, "opts": self._selection(), "rooms": list(_rooms(rooms))}
+        request = {
+            "type": RequestType.REMOTE_JOIN,
+            "opts": self._selection(),
+            "rooms": list(_rooms(rooms)),
+        }
         return self._publish(self._request_channel(), json_dumps(request))
 
     def sockets_leave(self, rooms: Any) -> Any:
         """Make the selected sockets leave ``rooms``."""
-        request = {"type": RequestType.REMOTE_LEAVE, "opts": self._selection(), "rooms": list(_rooms(rooms))}
+        request = {
+            "type": RequestType.REMOTE_LEAVE,
+            "opts": self._selection(),
+            "rooms": list(_rooms(rooms)),
+        }
         return self._publish(self._request_channel(), json_dumps(request))
 
     def disconnect_sockets(self, close: bool = False) -> Any:
         """Disconnect the selected sockets (``close``: their connections too)."""
-        request = {"type": RequestType.REMOTE_DISCONNECT, "opts": self._selection(), "close": bool(close)}
+        request = {
+            "type": RequestType.REMOTE_DISCONNECT,
+            "opts": self._selection(),
+            "close": bool(close),
+        }
         return self._publish(self._request_channel(), json_dumps(request))
 
     def server_side_emit(self, event: str, *args: Any) -> Any:
@@ -160,7 +174,9 @@ class _BlockingConnection:
         self._sock = sock
         self._reader = hiredis.Reader()
         if options.password is not None:
-            login = (options.username, options.password) if options.username else (options.password,)
+            login = (
+                (options.username, options.password) if options.username else (options.password,)
+            )
             self._call(("AUTH", *login))
 
     def _call(self, args: tuple) -> Any:
@@ -205,11 +221,13 @@ class Emitter(_Operator):
     (the number of servers subscribed to its channel), and raises ConnectionError/OSError when
     Redis cannot be reached."""
 
-    def __init__(self, redis: Any = "redis://127.0.0.1:6379/0", *, key: str = "socket.io", **kwargs: Any) -> None:
+    def __init__(
+        self, redis: Any = "redis://127.0.0.1:6379/0", *, key: str = "socket.io", **kwargs: Any
+    ) -> None:
         publish = kwargs.pop("publish", None)
         if publish is None:
             connection = _BlockingConnection(redis)
-            publish = lambda channel, message: connection.call("PUBLISH", channel, message)  # noqa: E731
+            publish = lambda channel, message: connection.call("PUBLISH", channel, message)
             publish.connection = connection  # type: ignore[attr-defined]
         super().__init__(publish, key, **kwargs)
 
@@ -221,10 +239,10 @@ class Emitter(_Operator):
         if connection is not None:
             connection.close()
 
-    def __enter__(self) -> Emitter:
+    def __enter__(self) -> Emitter:  # noqa: PYI034
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -232,7 +250,9 @@ class AsyncEmitter(_Operator):
     """asyncio emitter: ``await emitter.emit(...)`` returns once Redis has the message. Connects
     on first use (or ``await emitter.connect()``); ``await emitter.close()`` at the end."""
 
-    def __init__(self, redis: Any = "redis://127.0.0.1:6379/0", *, key: str = "socket.io", **kwargs: Any) -> None:
+    def __init__(
+        self, redis: Any = "redis://127.0.0.1:6379/0", *, key: str = "socket.io", **kwargs: Any
+    ) -> None:
         link = kwargs.pop("link", None)
         if link is None:
             link = CommandLink(connection_options(redis), logger, f"emitter {key}")

@@ -210,7 +210,7 @@ async def test_classic_cluster(node_redis_server, node_redis_emitter, node):
 
 
 async def test_sharded_cluster(node_redis_server, node_redis_emitter, node):
-    a, b, ca, cb, a_id, b_id = await check_cluster("sharded", node_redis_server, node)
+    a, b, ca, cb, _a_id, b_id = await check_cluster("sharded", node_redis_server, node)
 
     # allRooms() does not exist on the sharded adapter
     with pytest.raises(NodeProcessError, match="allRooms"):

@@ -63,7 +63,7 @@ async def test_server_count_counts_both(mixed):
 
 
 async def test_broadcasts_both_ways(mixed):
-    sio, js, pc, py_id, nc, node_id = mixed
+    sio, js, pc, _py_id, nc, _node_id = mixed
     sio.emit("from_py", 1, "two", {"three": [3]}, BLOB)
     for client, name in ((pc, "p"), (nc, "n")):
         ev = await client.expect("event", name=name, event="from_py")
@@ -80,18 +80,18 @@ async def test_rooms_and_except_both_ways(mixed):
     await js.call("on_client_event", event="join", join="node-room", reply=["ok"])
     assert (await nc.emit_with_ack("n", "join", 1))["args"] == ["ok"]
 
-    sio.to("node-room").emit("only_node")                     # one room: the room channel
+    sio.to("node-room").emit("only_node")  # one room: the room channel
     ev = await nc.expect("event", name="n", event="only_node")
     await js.call("emit", to=["py-room"], event="only_py")
     await pc.expect("event", name="p", event="only_py")
-    sio.to(["py-room", "node-room"]).emit("both")              # two rooms: the main channel
+    sio.to(["py-room", "node-room"]).emit("both")  # two rooms: the main channel
     await pc.expect("event", name="p", event="both")
     await nc.expect("event", name="n", event="both")
     sio.except_("node-room").emit("not_node")
     await js.call("emit", event="not_py", args=[], **{"except": ["py-room"]})
     await pc.expect("event", name="p", event="not_node")
     await nc.expect("event", name="n", event="not_py")
-    sio.to(node_id).emit("direct")                              # a socket's own room, remote
+    sio.to(node_id).emit("direct")  # a socket's own room, remote
     await nc.expect("event", name="n", event="direct")
     # nothing that was not meant for a client reached it
     sio.emit("fence")
@@ -105,7 +105,7 @@ async def test_rooms_and_except_both_ways(mixed):
 
 
 async def test_local_stays_local(mixed):
-    sio, js, pc, py_id, nc, node_id = mixed
+    sio, _js, pc, _py_id, nc, _node_id = mixed
     sio.local.emit("local_only")
     await pc.expect("event", name="p", event="local_only")
     sio.emit("fence")
@@ -114,7 +114,7 @@ async def test_local_stays_local(mixed):
 
 
 async def test_fetch_sockets_both_ways(mixed):
-    sio, js, pc, py_id, nc, node_id = mixed
+    sio, js, _pc, py_id, _nc, node_id = mixed
     sio.sockets[py_id].data["user"] = "py-user"
     sio.sockets[py_id].join("shared")
     await js.call("set_data", id=node_id, data={"user": "node-user"})
@@ -211,7 +211,7 @@ async def test_server_side_events_both_ways(mixed):
 
 
 async def test_broadcast_acks_both_ways(mixed):
-    sio, js, pc, py_id, nc, node_id = mixed
+    sio, js, pc, _py_id, nc, _node_id = mixed
     await pc.call("ack_policy", name="p", event="poll", reply=["py says"])
     await nc.call("ack_policy", name="n", event="poll", reply=[{"node": True}])
     answers = await sio.timeout(3).emit_with_ack("poll", 1)
@@ -221,7 +221,7 @@ async def test_broadcast_acks_both_ways(mixed):
 
 
 async def test_node_emitter_reaches_fastsio_clients(mixed, node_redis_emitter):
-    sio, js, pc, py_id, nc, node_id = mixed
+    sio, _js, pc, py_id, nc, _node_id = mixed
     emitter = await node_redis_emitter()
     sio.sockets[py_id].join("em-room")
     await emitter.call("emit", event="from_emitter", args=["e", BLOB])

@@ -38,13 +38,13 @@ async def test_garbage_on_every_channel_is_dropped_and_logged(
     client, sid = await client_on(node, server_url(sio), "p")
     sio.sockets[sid].join("held")
     garbage = [
-        (f"{redis_key}#/#", b"\xc1"),                                     # not MessagePack
+        (f"{redis_key}#/#", b"\xc1"),  # not MessagePack
         (f"{redis_key}#/#", pack(["uid", {"type": 2, "data": ["x"]}])),  # two elements
         (f"{redis_key}#/#", pack(["uid", "not a packet", {}])),
         (f"{redis_key}#/#", pack(["uid", {"type": 99, "data": ["x"], "nsp": "/"}, {}])),
         (f"{redis_key}#/#", pack(["uid", {"type": 2, "data": [], "nsp": "/"}, {}])),
         (f"{redis_key}#/#", pack(["uid", {"type": 2, "data": ["x"], "nsp": "/"}, {"rooms": 5}])),
-        (f"{redis_key}#/#held#", b"\x93\x01"),                            # truncated
+        (f"{redis_key}#/#held#", b"\x93\x01"),  # truncated
         (f"{redis_key}-request#/#", b"{not json"),
         (f"{redis_key}-request#/#", b"[1, 2]"),
         (f"{redis_key}-request#/#", b'{"type": 2, "opts": {"rooms": [[]]}, "rooms": ["r"]}'),
@@ -60,7 +60,13 @@ async def test_garbage_on_every_channel_is_dropped_and_logged(
         await publish_raw(
             redis_url,
             f"{redis_key}#/#held#",
-            pack(["other", {"type": 2, "data": ["after", 1], "nsp": "/"}, {"rooms": ["held"], "except": [], "flags": {}}]),
+            pack(
+                [
+                    "other",
+                    {"type": 2, "data": ["after", 1], "nsp": "/"},
+                    {"rooms": ["held"], "except": [], "flags": {}},
+                ]
+            ),
         )
         ev = await client.expect("event", name="p", event="after")
         assert ev["args"] == [1]
@@ -141,7 +147,9 @@ async def test_redis_restart_resubscribes_and_broadcasts_resume(server_factory, 
         with caplog.at_level(logging.WARNING, logger="fastsio.redis"):
             redis.kill()
             redis.wait(5)
-            await wait_for(lambda: any("lost" in r.getMessage() for r in caplog.records), "the lost log")
+            await wait_for(
+                lambda: any("lost" in r.getMessage() for r in caplog.records), "the lost log"
+            )
             started = time.monotonic()
             for i in range(1000):  # never blocks nor raises while Redis is gone: dropped, logged
                 a.emit("during", i)
