@@ -94,7 +94,9 @@ class BroadcastOptions:
             raise TypeError(f"broadcast options must be a map, not {type(raw).__name__}")
         rooms = _room_set(raw.get("rooms"))
         except_rooms = _room_set(raw.get("except"))
-        flags = raw.get("flags") or {}
+        flags = raw.get("flags")
+        if flags is None:
+            flags = {}
         if not isinstance(flags, dict):
             raise TypeError("broadcast flags must be a map")
         timeout = flags.get("timeout")

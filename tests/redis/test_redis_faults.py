@@ -173,3 +173,36 @@ async def test_redis_restart_resubscribes_and_broadcasts_resume(server_factory, 
     finally:
         redis.kill()
         redis.wait(5)
+
+
+async def test_an_unreachable_redis_fails_the_start_clearly():
+    import fastsio
+
+    port = free_port()  # nothing listens there
+    sio = fastsio.Server(adapter=create_adapter(f"redis://127.0.0.1:{port}/0"))
+    with pytest.raises(
+        ConnectionError, match=f"cannot connect to Redis at <Redis 127.0.0.1:{port}>"
+    ):
+        await asyncio.wait_for(sio.start("127.0.0.1", 0), 10)
+    assert sio.http is None
+    await sio.close()
+
+
+def test_bad_redis_targets_are_refused():
+    with pytest.raises(ValueError, match="not a Redis URL"):
+        create_adapter("http://127.0.0.1:6379")
+    with pytest.raises(TypeError, match="redis:// URL or a redis-py client"):
+        create_adapter(42)
+
+
+def test_redis_py_client_settings_are_reused():
+    import redis.asyncio
+
+    client = redis.asyncio.Redis(host="127.0.0.1", port=6390, username="u", password="p")
+    options = create_adapter(client).options
+    assert (options.host, options.port, options.username, options.password) == (
+        "127.0.0.1",
+        6390,
+        "u",
+        "p",
+    )

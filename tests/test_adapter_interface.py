@@ -1,0 +1,60 @@
+"""The adapter interface on its own: BroadcastOptions on the wire, and the base Adapter."""
+
+from __future__ import annotations
+
+import pytest
+
+import fastsio
+from fastsio.adapter import EMPTY_OPTIONS, BroadcastOptions
+
+
+def test_broadcast_options_round_trip_as_node_writes_them():
+    opts = BroadcastOptions(frozenset({"a"}), frozenset({"b", 7}), volatile=True, timeout=1.5)
+    wire = opts.to_wire()
+    assert wire["rooms"] == ["a"]
+    assert sorted(wire["except"], key=str) == [7, "b"]
+    assert wire["flags"] == {"volatile": True, "timeout": 1500}
+    assert BroadcastOptions.from_wire(wire) == opts
+    assert BroadcastOptions.from_wire(None) is EMPTY_OPTIONS
+    # Node's emitter writes the keys in another order and flags Node knows but fastsio ignores
+    node = {"rooms": [], "flags": {"compress": False, "expectSingleResponse": True}, "except": []}
+    assert BroadcastOptions.from_wire(node) == BroadcastOptions()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "rooms",
+        {"rooms": "a"},
+        {"rooms": [["nested"]]},
+        {"rooms": [True]},
+        {"except": {"a": 1}},
+        {"flags": []},
+        {"flags": {"timeout": "soon"}},
+        {"flags": {"timeout": -1}},
+    ],
+)
+def test_malformed_broadcast_options_are_refused(raw):
+    with pytest.raises((TypeError, ValueError)):
+        BroadcastOptions.from_wire(raw)
+
+
+async def test_one_process_answers_server_side_acks_at_once(server):
+    assert await server.main_namespace.adapter.server_count() == 1
+    assert await server.server_side_emit_with_ack("anyone") == []
+    assert server.server_side_emit("anyone", 1) is True
+    with pytest.raises(ValueError):
+        server.server_side_emit("disconnect")
+
+
+async def test_server_events_reach_handlers_and_answer():
+    sio = fastsio.Server()
+    answers = []
+
+    @sio.on_server_event("sum")
+    async def add(a, b):
+        return a + b
+
+    sio.main_namespace.handle_server_event("sum", [2, 3], answers.append)
+    sio.main_namespace.handle_server_event("unknown", [], answers.append)
+    assert answers == [5, None]
