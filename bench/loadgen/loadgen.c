@@ -13,10 +13,22 @@
  *   echo       --conns N --inflight K --size B --warmup S --duration S
  *              N WebSocket clients keep K `42["echo","<B chars>"]` in flight each; latency per message
  *              (replies come back in order per connection, so a FIFO of send times matches them).
- *   broadcast  --conns N --window W --size B --warmup S --duration S
+ *              A reply counts only if it is byte for byte the message sent.
+ *   broadcast  --conns N --window W --size B --warmup S --duration S [--port2 P --conns2 M] [--room]
  *              N clients (the last one, connected last, is the trigger) count `tick` events while the
- *              trigger asks for broadcasts; at most W broadcasts are incomplete (not yet received by
- *              all N) at any time. Reports deliveries/s and the delivery latency.
+ *              trigger asks for broadcasts (`42["broadcast","<seq>|<data>"]`, answered by the server
+ *              with `42["tick","<seq>|<data>"]` to every client); at most W (<= 64) broadcasts are
+ *              incomplete (not yet received by all N) at any time. Reports deliveries/s and the
+ *              delivery latency. Every delivery is checked: the whole packet, a sequence number
+ *              that was sent, and each client gets each broadcast exactly once.
+ *              --port2 P --conns2 M: a cluster of two servers; the first M clients connect to port
+ *              P (node B), the others and the trigger to --port (node A). Before the warm-up the
+ *              trigger sends probe broadcasts ("P<7 digits>" in place of the sequence number) every
+ *              50 ms until one reaches every client on both nodes (both nodes are subscribed).
+ *              Deliveries on node B are also reported on their own (count_2, p50_us_2, p99_us_2).
+ *              --room: the trigger sends `42["join"]` (answer `42["joined"]`: it is in the room)
+ *              and asks for `42["broadcast_room",..]`: ticks to that room only, so the trigger is
+ *              the one receiver and any tick on another client is an error.
  *   idle       --conns N [--hold S]
  *              opens N clients, prints {"event":"connected"} when all are connected, then holds them
  *              (answering pings) until stdin closes or S seconds pass.
@@ -32,6 +44,15 @@
  *              what one read produced with one send(); --flush-each sends every message on its own
  *              (one TCP segment per message: the costliest pattern for the load generator).
  * Common: --host 127.0.0.1 --port 3000 --path /socket.io/ --timeout 30 (connect phase limit).
+ *
+ * What is counted is checked: replies and deliveries must be exactly the expected packets. The
+ * result object reports "mismatches" (a reply or delivery with the wrong event or payload, or a
+ * delivery to a client that should get none), "protocol_errors" (packets that break the protocol
+ * or the bookkeeping: a reply with no request outstanding, a duplicate delivery, an unknown
+ * sequence number, a binary or unknown packet, a bad handshake packet, an HTTP error), "lost"
+ * (broadcasts that never reached every client), "failed" (clients that failed to connect or were
+ * disconnected) and "errors", the sum of all of them: a run with errors > 0 is a failed run. The
+ * first few offending packets are printed on stderr.
  *
  * Build: cc -O2 -o loadgen loadgen.c   (the driver, bench/__main__.py, does this itself)
  */
@@ -72,6 +93,9 @@ static struct {
     int concurrency;
     double hold;
     double timeout;
+    int port2;   /* broadcast: a second server (a cluster node); 0 = none */
+    int conns2;  /* broadcast: how many of the --conns clients connect to --port2 */
+    int room;    /* broadcast: the trigger joins the room and asks for broadcasts to it */
 } cfg = {
     .mode = NULL,
     .host = "127.0.0.1",
@@ -86,6 +110,9 @@ static struct {
     .concurrency = 50,
     .hold = 0.0,
     .timeout = 30.0,
+    .port2 = 0,
+    .conns2 = 0,
+    .room = 0,
 };
 
 enum { M_ECHO, M_BROADCAST, M_IDLE, M_CONNECT, M_POLL, M_SERVER };
@@ -264,6 +291,11 @@ typedef struct conn {
     int client;            /* poll: index of the polling client */
     int sid;               /* server: polling session id, -1 if none */
     int parked;            /* server: a GET waiting for data */
+    int in_room;           /* server: joined the room ("join") */
+    int node2;             /* broadcast: connected to --port2 */
+    uint64_t bc_next;      /* broadcast: lowest sequence number not yet received */
+    uint64_t bc_bits;      /* broadcast: received ones from bc_next on (bit i: bc_next + i) */
+    uint64_t probe_next;   /* broadcast: probes below this one were received or skipped */
 } conn_t;
 
 static conn_t *conns;
@@ -513,27 +545,52 @@ static void ws_read_frames(int slot, msg_fn on_msg) {
 /* ------------------------------------------------------------------------------------------------ */
 /* the client side: shared state */
 
-static struct sockaddr_in target;
+static struct sockaddr_in target, target2;   /* --port, --port2 */
 static uint64_t t0;                     /* start of the run */
 static uint64_t t_connected;            /* every client connected */
 static uint64_t t_deadline;             /* connect phase deadline */
-enum { P_CONNECTING, P_WARMUP, P_MEASURE, P_DRAIN, P_DONE };
+enum { P_CONNECTING, P_SYNC, P_JOIN, P_WARMUP, P_MEASURE, P_DRAIN, P_DONE };
 static int phase = P_CONNECTING;
 static uint64_t t_phase;                /* start of the current phase */
 static uint64_t t_measure_start, t_measure_end;
 static double cpu_measure_start, cpu_measure_end;
 static hist_t *lat;
+static hist_t *lat2;                    /* broadcast --port2: deliveries on node B's clients */
 static uint64_t measured;               /* messages / deliveries / connections counted */
-static uint64_t errors;
+static uint64_t measured2;              /* broadcast --port2: of which on node B's clients */
+static uint64_t errors;                 /* failed connections and other run errors */
+static uint64_t mismatches;             /* replies / deliveries that were not the expected packet */
+static uint64_t proto_errors;           /* packets that break the protocol or the bookkeeping */
+static uint64_t lost;                   /* broadcasts that never reached every client */
 static int started;                     /* clients started (handshake begun) */
 static int pending_handshakes;          /* started and not yet ready */
 static int handshake_limit = 256;       /* at most this many handshakes at once */
 
+static int64_t outstanding;             /* echo, poll: requests sent and not answered yet */
+static uint64_t t_drained;              /* when nothing was outstanding any more (drain phase) */
+#define GRACE_NS 100000000ull           /* then this long to catch replies / deliveries too many */
 static char *echo_msg;                  /* 42["echo","xxx"] */
 static size_t echo_len;
 
-static char upgrade_req[512];
-static size_t upgrade_len;
+static char upgrade_req[512], upgrade_req2[512];
+static size_t upgrade_len, upgrade_len2;
+
+/* the first few offending packets go to stderr, printable ASCII only (the driver reads text) */
+static void show_packet(const char *what, int slot, const char *m, size_t n) {
+    char out[200];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < 160; i++) out[k++] = (m[i] >= 32 && m[i] < 127) ? m[i] : '.';
+    out[k] = 0;
+    fprintf(stderr, "loadgen: %s (connection %d, %zu bytes): %s%s\n", what, slot, n, out, n > k ? "..." : "");
+}
+
+static void mismatch(int slot, const char *why, const char *m, size_t n) {
+    if (mismatches++ < 3) show_packet(why, slot, m, n);
+}
+
+static void proto_error(int slot, const char *why, const char *m, size_t n) {
+    if (proto_errors++ < 3) show_packet(why, slot, m, n);
+}
 
 static void emit_event(const char *name) {
     printf("{\"event\":\"%s\",\"t\":%.6f}\n", name, (now_ns() - t0) / 1e9);
@@ -544,8 +601,9 @@ static void start_measure(void) {
     phase = P_MEASURE;
     t_phase = t_measure_start = now_ns();
     cpu_measure_start = cpu_seconds();
-    measured = 0;
+    measured = measured2 = 0;
     hist_clear(lat);
+    hist_clear(lat2);
     emit_event("measure_start");
 }
 
@@ -565,8 +623,10 @@ static int client_open(int slot, int state) {
     c->t_start = now_ns();
     c->want_out = 1;
     c->sid = state; /* remembered: the state to enter once TCP is up (C_UPGRADING or C_HTTP) */
+    c->node2 = mode == M_BROADCAST && cfg.port2 && slot < cfg.conns2;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u64 = ev_data(slot)};
-    if (connect(fd, (struct sockaddr *)&target, sizeof(target)) < 0 && errno != EINPROGRESS) {
+    struct sockaddr_in *to = c->node2 ? &target2 : &target;
+    if (connect(fd, (struct sockaddr *)to, sizeof(*to)) < 0 && errno != EINPROGRESS) {
         close(fd);
         c->fd = -1;
         c->state = C_FREE;
@@ -607,14 +667,32 @@ static int trigger_slot = -1;           /* broadcast: the client that asks for b
 static uint64_t *bc_sent_at;            /* broadcast: send time per sequence number */
 static uint32_t *bc_recv;               /* broadcast: receipts per sequence number */
 static uint64_t bc_cap, bc_sent, bc_completed, bc_first_measured, bc_measured_sent;
+static uint64_t bc_low;                 /* broadcast: lowest sequence number not yet complete */
+static uint32_t bc_receivers;           /* broadcast: clients that get each one (N, or 1 with --room) */
 static uint64_t bc_last_delivery;
-static char *bc_msg;
-static size_t bc_len;
+static char *bc_msg;                    /* 42["broadcast","<seq>|data"] (or "broadcast_room") */
+static size_t bc_len, bc_seq_off;
+static char *tick_msg;                  /* 42["tick","<seq>|data"]: every delivery, seq aside */
+static size_t tick_len;
+#define TICK_SEQ 11                     /* where the 8 characters of the sequence number start */
 static int bc_paused;                   /* warm-up over: let the warm-up broadcasts complete */
+/* --port2: probe broadcasts until one reaches every client of both nodes */
+#define PROBE_EVERY_NS 50000000ull
+static char *probe_msg;                 /* 42["broadcast","P<7 digits>|data"] */
+static size_t probe_len;
+static uint32_t *probe_recv;            /* receipts per probe */
+static uint64_t probe_cap, probe_sent, probe_last_at;
+static int probe_done;                  /* one probe reached every client */
+static uint32_t probe_best;             /* the most clients any probe reached */
+/* --room: the trigger's join */
+static const char join_msg[] = "42[\"join\"]";
+static const char joined_msg[] = "42[\"joined\"]";
+static int joined;
 
 static void echo_send(int slot) {
     ws_text(slot, echo_msg, echo_len);
     ts_push(&conns[slot], now_ns());
+    outstanding++;
 }
 
 static void bc_send(void) {
@@ -627,7 +705,7 @@ static void bc_send(void) {
     /* 42["broadcast","00000042|xxxx"]: the sequence number leads the data */
     char seq[16];
     snprintf(seq, sizeof(seq), "%08llu", (unsigned long long)bc_sent);
-    memcpy(bc_msg + 16, seq, 8);
+    memcpy(bc_msg + bc_seq_off, seq, 8);
     bc_recv[bc_sent] = 0;
     bc_sent_at[bc_sent] = now_ns();
     bc_sent++;
@@ -638,7 +716,19 @@ static void bc_send(void) {
 static void bc_pump(void) {
     if (trigger_slot < 0 || conns[trigger_slot].state != C_READY) return;
     if (bc_paused) return;
-    while (bc_sent - bc_completed < (uint64_t)cfg.window && (phase == P_WARMUP || phase == P_MEASURE)) bc_send();
+    /* at most W outstanding from the lowest incomplete one: every client's receipts then fit in
+       its 64-bit window (W <= 64), whatever order they come in */
+    while (bc_sent - bc_low < (uint64_t)cfg.window && (phase == P_WARMUP || phase == P_MEASURE)) bc_send();
+}
+
+static void probe_send(void) {
+    if (probe_sent == probe_cap) die("too many probes");
+    char seq[16];
+    snprintf(seq, sizeof(seq), "P%07llu", (unsigned long long)probe_sent);
+    memcpy(probe_msg + 16, seq, 8);
+    probe_recv[probe_sent++] = 0;
+    probe_last_at = now_ns();
+    ws_text(trigger_slot, probe_msg, probe_len);
 }
 
 static void start_client_ws(int slot) {
@@ -679,79 +769,174 @@ static void on_ready(int slot) {
     }
 }
 
+/* echo: the reply must be byte for byte the message sent */
+static void echo_reply(int slot, const char *m, size_t n) {
+    conn_t *c = &conns[slot];
+    uint64_t ts;
+    uint64_t now = now_ns();
+    if (!ts_pop(c, &ts)) {
+        proto_error(slot, "an event with no request outstanding", m, n);
+        return;
+    }
+    outstanding--;
+    if (n != echo_len || memcmp(m, echo_msg, n) != 0) mismatch(slot, "a reply that is not the message sent", m, n);
+    else if (phase == P_MEASURE) {
+        measured++;
+        hist_add(lat, now - ts);
+    }
+    if (phase == P_WARMUP || phase == P_MEASURE) echo_send(slot);
+}
+
+static void probe_delivery(int slot, const char *m, size_t n) {
+    conn_t *c = &conns[slot];
+    uint64_t p = 0;
+    for (int i = TICK_SEQ + 1; i < TICK_SEQ + 8; i++) {
+        unsigned d = (unsigned)(unsigned char)m[i] - '0';
+        if (d > 9) {
+            mismatch(slot, "a tick with a malformed probe number", m, n);
+            return;
+        }
+        p = p * 10 + d;
+    }
+    if (p >= probe_sent) {
+        proto_error(slot, "a probe that was never sent", m, n);
+        return;
+    }
+    if (p < c->probe_next) { /* probes are 50 ms apart: one client gets them in order */
+        proto_error(slot, "a duplicate or reordered probe", m, n);
+        return;
+    }
+    c->probe_next = p + 1;
+    if (++probe_recv[p] > probe_best) probe_best = probe_recv[p];
+    if (probe_recv[p] == (uint32_t)cfg.conns) probe_done = 1;
+}
+
+/* broadcast: a delivery must be the tick of a broadcast that was asked for, once per client */
+static void bc_delivery(int slot, const char *m, size_t n) {
+    conn_t *c = &conns[slot];
+    if (n == sizeof(joined_msg) - 1 && memcmp(m, joined_msg, n) == 0) {
+        if (cfg.room && slot == trigger_slot && phase == P_JOIN && !joined) joined = 1;
+        else mismatch(slot, "an unexpected \"joined\"", m, n);
+        return;
+    }
+    if (n != tick_len || memcmp(m, tick_msg, TICK_SEQ) != 0 ||
+        memcmp(m + TICK_SEQ + 8, tick_msg + TICK_SEQ + 8, tick_len - TICK_SEQ - 8) != 0) {
+        mismatch(slot, "a delivery that is not the expected tick", m, n);
+        return;
+    }
+    if (m[TICK_SEQ] == 'P') {
+        probe_delivery(slot, m, n);
+        return;
+    }
+    uint64_t seq = 0;
+    for (int i = TICK_SEQ; i < TICK_SEQ + 8; i++) {
+        unsigned d = (unsigned)(unsigned char)m[i] - '0';
+        if (d > 9) {
+            mismatch(slot, "a tick with a malformed sequence number", m, n);
+            return;
+        }
+        seq = seq * 10 + d;
+    }
+    if (seq >= bc_sent) {
+        proto_error(slot, "a tick of a broadcast that was never asked for", m, n);
+        return;
+    }
+    if (cfg.room && slot != trigger_slot) {
+        mismatch(slot, "a room broadcast delivered to a client outside the room", m, n);
+        return;
+    }
+    uint64_t d = seq - c->bc_next;
+    if (seq < c->bc_next || (d < 64 && (c->bc_bits >> d & 1))) {
+        proto_error(slot, "a duplicate delivery", m, n);
+        return;
+    }
+    if (d >= 64) { /* cannot happen with W <= 64 unless the client missed bc_next */
+        proto_error(slot, "a delivery far out of order", m, n);
+        return;
+    }
+    c->bc_bits |= 1ull << d;
+    while (c->bc_bits & 1) {
+        c->bc_bits >>= 1;
+        c->bc_next++;
+    }
+    uint64_t now = now_ns();
+    if (seq >= bc_first_measured && phase >= P_MEASURE) {
+        measured++;
+        hist_add(lat, now - bc_sent_at[seq]);
+        if (c->node2) {
+            measured2++;
+            hist_add(lat2, now - bc_sent_at[seq]);
+        }
+        bc_last_delivery = now;
+    }
+    if (++bc_recv[seq] == bc_receivers) {
+        bc_completed++;
+        while (bc_low < bc_sent && bc_recv[bc_low] == bc_receivers) bc_low++;
+        bc_pump();
+    }
+}
+
 static void client_ws_message(int slot, int op, char *m, size_t n) {
     conn_t *c = &conns[slot];
-    if (op != 1 || n == 0) return; /* binary: not used here */
+    if (op != 1) {
+        proto_error(slot, "a binary message", m, n);
+        return;
+    }
+    if (n == 0) {
+        proto_error(slot, "an empty message", m, n);
+        return;
+    }
     switch (m[0]) {
     case '0': /* Engine.IO open */
-        if (c->state == C_WAIT_OPEN) {
+        if (c->state == C_WAIT_OPEN && n > 2 && m[1] == '{' && memmem(m, n, "\"sid\":\"", 7)) {
             c->state = C_WAIT_CONNECT;
             ws_text(slot, "40", 2);
+        } else {
+            proto_error(slot, "an unexpected open packet", m, n);
         }
         return;
     case '2': /* ping -> pong, always */
         if (n == 6 && memcmp(m, "2probe", 6) == 0) ws_text(slot, "3probe", 6);
-        else ws_text(slot, "3", 1);
+        else if (n == 1) ws_text(slot, "3", 1);
+        else proto_error(slot, "a malformed ping", m, n);
         return;
     case '1': /* Engine.IO close */
+        if (phase != P_DONE && failed_count < 3) show_packet("closed by the server", slot, m, n);
         conn_close(slot, 1);
+        return;
+    case '6': /* noop */
         return;
     case '4':
         break;
     default:
+        proto_error(slot, "an unexpected Engine.IO packet", m, n);
         return;
     }
-    if (n < 2) return;
+    if (n < 2) {
+        proto_error(slot, "an empty Engine.IO message", m, n);
+        return;
+    }
     switch (m[1]) {
-    case '0': /* namespace connected */
-        if (c->state == C_WAIT_CONNECT) on_ready(slot);
+    case '0': /* namespace connected: 40{"sid":"..."} */
+        if (c->state == C_WAIT_CONNECT && n > 10 && memcmp(m + 2, "{\"sid\":\"", 8) == 0) on_ready(slot);
+        else proto_error(slot, "an unexpected namespace connect packet", m, n);
         return;
     case '4': /* connect error */
     case '1': /* namespace disconnect */
+        if (phase != P_DONE && failed_count < 3) show_packet("closed by the server", slot, m, n);
         conn_close(slot, 1);
         return;
     case '2':
         break;
     default:
+        proto_error(slot, "an unexpected Socket.IO packet", m, n);
         return;
     }
     /* an event */
-    if (mode == M_ECHO) {
-        if (n >= 9 && memcmp(m + 2, "[\"echo\"", 7) == 0) {
-            uint64_t ts;
-            uint64_t now = now_ns();
-            if (!ts_pop(c, &ts)) {
-                errors++;
-                return;
-            }
-            if (phase == P_MEASURE) {
-                if (n != echo_len) errors++;
-                measured++;
-                hist_add(lat, now - ts);
-            }
-            if (phase == P_WARMUP || phase == P_MEASURE) echo_send(slot);
-        }
-    } else if (mode == M_BROADCAST) {
-        if (n >= 19 && memcmp(m + 2, "[\"tick\",\"", 9) == 0) {
-            uint64_t seq = 0;
-            for (int i = 11; i < 19; i++) seq = seq * 10 + (uint64_t)(m[i] - '0');
-            if (seq >= bc_sent) {
-                errors++;
-                return;
-            }
-            uint64_t now = now_ns();
-            if (seq >= bc_first_measured && phase >= P_MEASURE) {
-                measured++;
-                hist_add(lat, now - bc_sent_at[seq]);
-                bc_last_delivery = now;
-            }
-            if (++bc_recv[seq] == (uint32_t)cfg.conns) {
-                /* every client receives in order, so completions come in order too */
-                bc_completed++;
-                bc_pump();
-            }
-        }
-    }
+    if (c->state != C_READY) proto_error(slot, "an event before the namespace connect", m, n);
+    else if (mode == M_ECHO) echo_reply(slot, m, n);
+    else if (mode == M_BROADCAST) bc_delivery(slot, m, n);
+    else mismatch(slot, "an event nobody asked for", m, n);
 }
 
 static void client_ws_readable(int slot) {
@@ -827,43 +1012,78 @@ static void poll_post_pending(pclient_t *pc) {
         if (body.len) buf_append(&body, "\x1e", 1);
         buf_append(&body, echo_msg, echo_len);
         pc->ts[(pc->ts_head + pc->ts_count++) % 64] = now;
+        outstanding++;
     }
     pc->post_busy = 1;
     http_request(pc->post_slot, "POST", pc, body.p, body.len);
 }
 
-static void poll_packet(pclient_t *pc, char *m, size_t n) {
-    if (n == 0) return;
-    if (m[0] == '2') {
-        pc->pongs++;
-    } else if (m[0] == '1') {
+static void poll_packet(int slot, pclient_t *pc, char *m, size_t n) {
+    if (n == 0) {
+        proto_error(slot, "an empty packet in a polling payload", m, n);
+        return;
+    }
+    switch (m[0]) {
+    case '2':
+        if (n == 1) pc->pongs++;
+        else proto_error(slot, "a malformed ping", m, n);
+        return;
+    case '1':
+        if (phase != P_DONE && failed_count < 3) show_packet("closed by the server", slot, m, n);
         pc->state = -1;
-    } else if (m[0] == '4' && n >= 2) {
-        if (m[1] == '0' && pc->state == 1) {
+        return;
+    case '6': /* noop */
+        return;
+    case '4':
+        break;
+    default:
+        proto_error(slot, "an unexpected Engine.IO packet", m, n);
+        return;
+    }
+    if (n < 2) {
+        proto_error(slot, "an empty Engine.IO message", m, n);
+        return;
+    }
+    if (m[1] == '0') { /* namespace connected: 40{"sid":"..."} */
+        if (pc->state == 1 && n > 10 && memcmp(m + 2, "{\"sid\":\"", 8) == 0) {
             pc->state = 2;
             pc->counted_ready = 1;
             ready_count++;
             pending_handshakes--;
             pc->to_send = cfg.inflight;
-        } else if (m[1] == '2' && n >= 9 && memcmp(m + 2, "[\"echo\"", 7) == 0) {
-            uint64_t now = now_ns();
-            if (!pc->ts_count) {
-                errors++;
-                return;
-            }
-            uint64_t ts = pc->ts[pc->ts_head];
-            pc->ts_head = (pc->ts_head + 1) % 64;
-            pc->ts_count--;
-            if (phase == P_MEASURE) {
-                if (n != echo_len) errors++;
-                measured++;
-                hist_add(lat, now - ts);
-            }
-            pc->to_send++;
-        } else if (m[1] == '4' || m[1] == '1') {
-            pc->state = -1;
+        } else {
+            proto_error(slot, "an unexpected namespace connect packet", m, n);
         }
+        return;
     }
+    if (m[1] == '4' || m[1] == '1') {
+        if (phase != P_DONE && failed_count < 3) show_packet("closed by the server", slot, m, n);
+        pc->state = -1;
+        return;
+    }
+    if (m[1] != '2') {
+        proto_error(slot, "an unexpected Socket.IO packet", m, n);
+        return;
+    }
+    if (pc->state != 2) {
+        proto_error(slot, "an event before the namespace connect", m, n);
+        return;
+    }
+    uint64_t now = now_ns();
+    if (!pc->ts_count) {
+        proto_error(slot, "an event with no request outstanding", m, n);
+        return;
+    }
+    uint64_t ts = pc->ts[pc->ts_head];
+    pc->ts_head = (pc->ts_head + 1) % 64;
+    pc->ts_count--;
+    outstanding--;
+    if (n != echo_len || memcmp(m, echo_msg, n) != 0) mismatch(slot, "a reply that is not the message sent", m, n);
+    else if (phase == P_MEASURE) {
+        measured++;
+        hist_add(lat, now - ts);
+    }
+    pc->to_send++;
 }
 
 /* one complete HTTP response on a polling connection */
@@ -871,14 +1091,14 @@ static void poll_response(int slot, int status, char *body, size_t blen) {
     conn_t *c = &conns[slot];
     pclient_t *pc = &pclients[c->client];
     if (status != 200) {
-        if (errors < 5) fprintf(stderr, "loadgen: polling %s got HTTP %d: %.*s\n", c->role ? "POST" : "GET", status,
-                                (int)(blen > 200 ? 200 : blen), body);
-        errors++;
+        if (proto_errors < 3) fprintf(stderr, "loadgen: polling %s got HTTP %d\n", c->role ? "POST" : "GET", status);
+        proto_error(slot, "an HTTP error", body, blen);
         pc->state = -1;
         conn_close(slot, 1);
         return;
     }
     if (c->role == 1) { /* POST answered "ok" */
+        if (blen != 2 || memcmp(body, "ok", 2) != 0) proto_error(slot, "a POST answered with something else than ok", body, blen);
         pc->post_busy = 0;
         poll_post_pending(pc);
         return;
@@ -887,7 +1107,7 @@ static void poll_response(int slot, int status, char *body, size_t blen) {
     if (pc->state == 0) { /* handshake: 0{"sid":"..."} */
         char *s = memmem(body, blen, "\"sid\":\"", 7);
         if (!s || blen < 1 || body[0] != '0') {
-            errors++;
+            proto_error(slot, "a bad polling handshake", body, blen);
             conn_close(slot, 1);
             return;
         }
@@ -908,7 +1128,7 @@ static void poll_response(int slot, int status, char *body, size_t blen) {
     while (p < end) {
         char *sep = memchr(p, '\x1e', (size_t)(end - p));
         if (!sep) sep = end;
-        poll_packet(pc, p, (size_t)(sep - p));
+        poll_packet(slot, pc, p, (size_t)(sep - p));
         p = sep + 1;
     }
     if (pc->state < 0) {
@@ -1006,6 +1226,7 @@ static void start_poll_client(int i) {
     pc->post_slot = 2 * i + 1;
     if (client_open(pc->get_slot, C_HTTP) < 0 || client_open(pc->post_slot, C_HTTP) < 0) {
         failed_count++;
+        errors++;
         pc->state = -1;
         return;
     }
@@ -1026,6 +1247,8 @@ static void on_client_closed(int slot, int error) {
     if (mode == M_POLL) {
         pclient_t *pc = &pclients[c->client];
         if (pc->state != -2) {
+            outstanding -= pc->ts_count; /* its requests will not be answered: it failed instead */
+            pc->ts_count = 0;
             if (pc->counted_ready) ready_count--;
             else pending_handshakes--;
             if (error && phase != P_DONE) failed_count++, errors++;
@@ -1041,6 +1264,7 @@ static void on_client_closed(int slot, int error) {
     }
     if (c->state == C_READY) ready_count--;
     else pending_handshakes--;
+    outstanding -= c->ts_count; /* its requests will not be answered: it failed instead */
     if (error && phase != P_DONE) {
         failed_count++;
         errors++;
@@ -1067,7 +1291,10 @@ static void client_event(int slot, uint32_t events) {
         }
         c->state = c->sid;
         c->sid = -1;
-        if (c->state == C_UPGRADING) buf_append(&c->out, upgrade_req, upgrade_len);
+        if (c->state == C_UPGRADING) {
+            if (c->node2) buf_append(&c->out, upgrade_req2, upgrade_len2);
+            else buf_append(&c->out, upgrade_req, upgrade_len);
+        }
         conn_flush(slot);
         return;
     }
@@ -1102,11 +1329,19 @@ static void print_result(void) {
     printf("\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%llu,\"mean_us\":%.1f,", hist_pct(lat, 0.5),
            hist_pct(lat, 0.9), hist_pct(lat, 0.99), (unsigned long long)lat->max_us,
            lat->count ? lat->sum_us / lat->count : -1.0);
-    printf("\"lg_cpu\":%.4f,\"lg_cpu_util\":%.4f,\"errors\":%llu,\"failed\":%d,\"ready\":%d", lg_cpu,
-           elapsed > 0 ? lg_cpu / elapsed : 0.0, (unsigned long long)errors, failed_count, ready_count);
+    printf("\"lg_cpu\":%.4f,\"lg_cpu_util\":%.4f,\"errors\":%llu,\"mismatches\":%llu,\"protocol_errors\":%llu,"
+           "\"lost\":%llu,\"failed\":%d,\"ready\":%d",
+           lg_cpu, elapsed > 0 ? lg_cpu / elapsed : 0.0,
+           (unsigned long long)(errors + mismatches + proto_errors + lost), (unsigned long long)mismatches,
+           (unsigned long long)proto_errors, (unsigned long long)lost, failed_count, ready_count);
     if (mode == M_BROADCAST)
-        printf(",\"broadcasts\":%llu,\"completed\":%llu", (unsigned long long)bc_measured_sent,
-               (unsigned long long)(bc_completed > bc_first_measured ? bc_completed - bc_first_measured : 0));
+        printf(",\"broadcasts\":%llu,\"completed\":%llu,\"receivers\":%u", (unsigned long long)bc_measured_sent,
+               (unsigned long long)(bc_completed > bc_first_measured ? bc_completed - bc_first_measured : 0),
+               bc_receivers);
+    if (mode == M_BROADCAST && cfg.port2)
+        printf(",\"conns2\":%d,\"count_2\":%llu,\"p50_us_2\":%.1f,\"p99_us_2\":%.1f,\"probes\":%llu", cfg.conns2,
+               (unsigned long long)measured2, hist_pct(lat2, 0.5), hist_pct(lat2, 0.99),
+               (unsigned long long)probe_sent);
     if (mode == M_IDLE || mode == M_CONNECT) printf(",\"concurrency\":%d", cfg.concurrency);
     printf(",\"connect_s\":%.4f}\n", t_connected ? (t_connected - t0) / 1e9 : -1.0);
     fflush(stdout);
@@ -1121,26 +1356,53 @@ static void run_client(void) {
     target.sin_family = AF_INET;
     target.sin_port = htons((uint16_t)cfg.port);
     if (inet_pton(AF_INET, cfg.host, &target.sin_addr) != 1) die("--host must be an IPv4 address: %s", cfg.host);
+    target2 = target;
+    target2.sin_port = htons((uint16_t)cfg.port2);
     epfd = epoll_create1(0);
     lat = hist_new();
+    lat2 = hist_new();
     upgrade_len = (size_t)snprintf(upgrade_req, sizeof(upgrade_req),
                                    "GET %s?EIO=4&transport=websocket HTTP/1.1\r\nHost: %s:%d\r\n"
                                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
                                    cfg.path, cfg.host, cfg.port);
+    upgrade_len2 = (size_t)snprintf(upgrade_req2, sizeof(upgrade_req2),
+                                    "GET %s?EIO=4&transport=websocket HTTP/1.1\r\nHost: %s:%d\r\n"
+                                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                                    cfg.path, cfg.host, cfg.port2);
     /* 42["echo","xxxx"] with cfg.size characters of data */
     echo_len = (size_t)cfg.size + 13;
     echo_msg = malloc(echo_len + 1);
     memcpy(echo_msg, "42[\"echo\",\"", 11);
     for (int i = 0; i < cfg.size; i++) echo_msg[11 + i] = (char)('a' + i % 26);
     memcpy(echo_msg + 11 + cfg.size, "\"]", 2);
+    /* broadcast data: <8 characters of sequence number>|<letters>, sz characters in all */
     int sz = cfg.size < 9 ? 9 : cfg.size;
-    bc_len = (size_t)sz + 18; /* 42["broadcast","<sz chars>"] */
-    bc_msg = malloc(bc_len + 1);
-    memcpy(bc_msg, "42[\"broadcast\",\"", 16);
-    for (int i = 0; i < sz; i++) bc_msg[16 + i] = (char)('a' + i % 26);
-    bc_msg[16 + 8] = '|';
-    memcpy(bc_msg + 16 + sz, "\"]", 2);
+    char *data = malloc((size_t)sz);
+    for (int i = 0; i < sz; i++) data[i] = (char)('a' + i % 26);
+    data[8] = '|';
+    const char *bc_head = cfg.room ? "42[\"broadcast_room\",\"" : "42[\"broadcast\",\"";
+    bc_seq_off = strlen(bc_head);
+    bc_len = bc_seq_off + (size_t)sz + 2;
+    bc_msg = malloc(bc_len);
+    memcpy(bc_msg, bc_head, bc_seq_off);
+    memcpy(bc_msg + bc_seq_off, data, (size_t)sz);
+    memcpy(bc_msg + bc_seq_off + sz, "\"]", 2);
+    probe_len = 16 + (size_t)sz + 2; /* 42["broadcast","P0000000|<letters>"] */
+    probe_msg = malloc(probe_len);
+    memcpy(probe_msg, "42[\"broadcast\",\"", 16);
+    memcpy(probe_msg + 16, data, (size_t)sz);
+    memcpy(probe_msg + 16 + sz, "\"]", 2);
+    tick_len = TICK_SEQ + (size_t)sz + 2; /* 42["tick","<seq>|<letters>"] */
+    tick_msg = malloc(tick_len);
+    memcpy(tick_msg, "42[\"tick\",\"", TICK_SEQ);
+    memcpy(tick_msg + TICK_SEQ, data, (size_t)sz);
+    memcpy(tick_msg + TICK_SEQ + sz, "\"]", 2);
+    free(data);
+    probe_cap = (uint64_t)(cfg.timeout * 1e9 / PROBE_EVERY_NS) + 16;
+    probe_recv = calloc(probe_cap, sizeof(uint32_t));
+    bc_receivers = cfg.room ? 1 : (uint32_t)cfg.conns;
     bc_cap = 1024;
     bc_sent_at = malloc(sizeof(uint64_t) * bc_cap);
     bc_recv = malloc(sizeof(uint32_t) * bc_cap);
@@ -1194,6 +1456,12 @@ static void run_client(void) {
                         for (int k = 0; k < cfg.inflight; k++) echo_send(i);
                 } else if (mode == M_POLL) {
                     for (int i = 0; i < total; i++) poll_post_pending(&pclients[i]);
+                } else if (mode == M_BROADCAST && cfg.port2) {
+                    phase = P_SYNC; /* first make sure both nodes deliver */
+                    probe_send();
+                } else if (mode == M_BROADCAST && cfg.room) {
+                    phase = P_JOIN;
+                    ws_text(trigger_slot, join_msg, sizeof(join_msg) - 1);
                 } else if (mode == M_BROADCAST) {
                     bc_pump();
                 }
@@ -1202,6 +1470,33 @@ static void run_client(void) {
                     failed_count);
             } else if (failed_count > 0 && failed_count * 10 > total) {
                 die("%d of %d clients failed to connect", failed_count, total);
+            }
+        }
+        if (phase == P_SYNC) {
+            if (probe_done) {
+                t_phase = now;
+                if (cfg.room) {
+                    phase = P_JOIN;
+                    ws_text(trigger_slot, join_msg, sizeof(join_msg) - 1);
+                } else {
+                    phase = P_WARMUP;
+                    bc_pump();
+                }
+            } else if (now - t_phase > (uint64_t)(cfg.timeout * 1e9)) {
+                die("no probe broadcast reached every client of both servers within %gs (the best reached %u of %d;"
+                    " is the second server subscribed?)",
+                    cfg.timeout, probe_best, cfg.conns);
+            } else if (now - probe_last_at >= PROBE_EVERY_NS) {
+                probe_send();
+            }
+        }
+        if (phase == P_JOIN) {
+            if (joined) {
+                phase = P_WARMUP;
+                t_phase = now;
+                bc_pump();
+            } else if (now - t_phase > (uint64_t)(cfg.timeout * 1e9)) {
+                die("the trigger's join was not answered within %gs", cfg.timeout);
             }
         }
         if (mode == M_CONNECT && (phase == P_WARMUP || phase == P_MEASURE)) {
@@ -1229,6 +1524,10 @@ static void run_client(void) {
             if (mode == M_BROADCAST) {
                 phase = P_DRAIN; /* stop sending, wait for every delivery */
                 t_phase = now;
+            } else if (mode == M_ECHO || mode == M_POLL) {
+                end_measure();
+                phase = P_DRAIN; /* stop sending, wait for every reply (a lost one is an error) */
+                t_phase = now;
             } else {
                 end_measure();
                 phase = P_DONE;
@@ -1236,20 +1535,33 @@ static void run_client(void) {
             }
         }
         if (phase == P_DRAIN) {
-            if (bc_completed == bc_sent) {
-                t_measure_end = bc_last_delivery ? bc_last_delivery : now;
-                cpu_measure_end = cpu_seconds();
-                emit_event("measure_end");
+            /* drained: nothing outstanding; then a short grace in which any further reply or
+               delivery (one too many) is still caught */
+            int drained = mode == M_BROADCAST ? bc_completed == bc_sent : outstanding == 0;
+            if (drained && !t_drained) {
+                t_drained = now;
+                if (mode == M_BROADCAST) {
+                    t_measure_end = bc_last_delivery ? bc_last_delivery : now;
+                    cpu_measure_end = cpu_seconds();
+                    emit_event("measure_end");
+                }
+            }
+            if (t_drained && now - t_drained >= GRACE_NS) {
                 phase = P_DONE;
                 break;
             }
-            if (now - t_phase > (uint64_t)(cfg.timeout * 1e9)) {
-                fprintf(stderr, "loadgen: %llu of %llu broadcasts never completed\n",
-                        (unsigned long long)(bc_sent - bc_completed), (unsigned long long)bc_sent);
-                errors += bc_sent - bc_completed;
-                t_measure_end = bc_last_delivery ? bc_last_delivery : now;
-                cpu_measure_end = cpu_seconds();
-                emit_event("measure_end");
+            if (!t_drained && now - t_phase > (uint64_t)(cfg.timeout * 1e9)) {
+                if (mode == M_BROADCAST) {
+                    fprintf(stderr, "loadgen: %llu of %llu broadcasts never completed\n",
+                            (unsigned long long)(bc_sent - bc_completed), (unsigned long long)bc_sent);
+                    lost += bc_sent - bc_completed;
+                    t_measure_end = bc_last_delivery ? bc_last_delivery : now;
+                    cpu_measure_end = cpu_seconds();
+                    emit_event("measure_end");
+                } else {
+                    fprintf(stderr, "loadgen: %lld replies never came\n", (long long)outstanding);
+                    lost += (uint64_t)outstanding;
+                }
                 phase = P_DONE;
                 break;
             }
@@ -1397,6 +1709,38 @@ static void session_flush(session_t *s) {
     s->queue.len = 0;
 }
 
+/* 42["tick", + rest: one frame built once, written to every WebSocket client (of the room) */
+static void server_broadcast(const char *rest, size_t rn, int room_only) {
+    size_t tn = 9 + rn;
+    uint8_t hdr[10];
+    size_t hl;
+    hdr[0] = 0x81;
+    if (tn < 126) hdr[1] = (uint8_t)tn, hl = 2;
+    else if (tn < 65536) hdr[1] = 126, hdr[2] = (uint8_t)(tn >> 8), hdr[3] = (uint8_t)tn, hl = 4;
+    else {
+        hdr[1] = 127;
+        for (int i = 0; i < 8; i++) hdr[2 + i] = (uint8_t)((uint64_t)tn >> (56 - 8 * i));
+        hl = 10;
+    }
+    size_t flen = hl + tn;
+    char *frame = malloc(flen);
+    memcpy(frame, hdr, hl);
+    memcpy(frame + hl, "42[\"tick\"", 9);
+    memcpy(frame + hl + 9, rest, rn);
+    /* a flush may close a connection, which reorders ws_ready: walk a copy */
+    int n_targets = nws_ready;
+    int *targets = malloc(sizeof(int) * (size_t)n_targets);
+    memcpy(targets, ws_ready, sizeof(int) * (size_t)n_targets);
+    for (int i = 0; i < n_targets; i++) {
+        conn_t *t = &conns[targets[i]];
+        if (t->state != S_WS || (room_only && !t->in_room)) continue;
+        buf_append(&t->out, frame, flen);
+        mark_dirty(targets[i]);
+    }
+    free(targets);
+    free(frame);
+}
+
 /* one Engine.IO packet arriving on either transport; reply() queues the answer */
 static void server_packet(int slot, session_t *s, char *m, size_t n) {
     char tmp[64];
@@ -1414,39 +1758,12 @@ static void server_packet(int slot, session_t *s, char *m, size_t n) {
         if (s) session_queue(s, m, n);
         else ws_text(slot, m, n);
     } else if (n >= 14 && memcmp(m, "42[\"broadcast\"", 14) == 0 && !s && nws_ready > 0) {
-        /* 42["tick", + the rest: one frame built once, written to everyone */
-        size_t rest = n - 14;
-        size_t tn = 9 + rest;
-        char *t = malloc(tn);
-        memcpy(t, "42[\"tick\"", 9);
-        memcpy(t + 9, m + 14, rest);
-        /* build the frame once (in a scratch slot-less buffer), then copy it to everyone */
-        uint8_t hdr[10];
-        size_t hl;
-        hdr[0] = 0x81;
-        if (tn < 126) hdr[1] = (uint8_t)tn, hl = 2;
-        else if (tn < 65536) hdr[1] = 126, hdr[2] = (uint8_t)(tn >> 8), hdr[3] = (uint8_t)tn, hl = 4;
-        else {
-            hdr[1] = 127;
-            for (int i = 0; i < 8; i++) hdr[2 + i] = (uint8_t)((uint64_t)tn >> (56 - 8 * i));
-            hl = 10;
-        }
-        size_t flen = hl + tn;
-        char *frame = malloc(flen);
-        memcpy(frame, hdr, hl);
-        memcpy(frame + hl, t, tn);
-        /* a flush may close a connection, which reorders ws_ready: walk a copy */
-        int n_targets = nws_ready;
-        int *targets = malloc(sizeof(int) * (size_t)n_targets);
-        memcpy(targets, ws_ready, sizeof(int) * (size_t)n_targets);
-        for (int i = 0; i < n_targets; i++) {
-            if (conns[targets[i]].state != S_WS) continue;
-            buf_append(&conns[targets[i]].out, frame, flen);
-            mark_dirty(targets[i]);
-        }
-        free(targets);
-        free(frame);
-        free(t);
+        server_broadcast(m + 14, n - 14, 0);
+    } else if (n >= 19 && memcmp(m, "42[\"broadcast_room\"", 19) == 0 && !s && nws_ready > 0) {
+        server_broadcast(m + 19, n - 19, 1);
+    } else if (n == 10 && memcmp(m, "42[\"join\"]", 10) == 0 && !s) {
+        conns[slot].in_room = 1;
+        ws_text(slot, "42[\"joined\"]", 12);
     } else if (n == 1 && m[0] == '2') {
         if (s) session_queue(s, "3", 1);
         else ws_text(slot, "3", 1);
@@ -1642,7 +1959,8 @@ int main(int argc, char **argv) {
         {"warmup", required_argument, 0, 'w'},   {"duration", required_argument, 0, 'd'},
         {"window", required_argument, 0, 'W'},   {"concurrency", required_argument, 0, 'c'},
         {"hold", required_argument, 0, 'H'},     {"timeout", required_argument, 0, 't'},
-        {"flush-each", no_argument, 0, 'F'},
+        {"flush-each", no_argument, 0, 'F'},     {"port2", required_argument, 0, 'q'},
+        {"conns2", required_argument, 0, 'm'},   {"room", no_argument, 0, 'r'},
         {0, 0, 0, 0},
     };
     if (argc < 2) {
@@ -1674,13 +1992,21 @@ int main(int argc, char **argv) {
         case 'H': cfg.hold = atof(optarg); break;
         case 't': cfg.timeout = atof(optarg); break;
         case 'F': flush_each = 1; break;
+        case 'q': cfg.port2 = atoi(optarg); break;
+        case 'm': cfg.conns2 = atoi(optarg); break;
+        case 'r': cfg.room = 1; break;
         default: die("bad option");
         }
     }
     if (cfg.conns < 1 || cfg.inflight < 1 || cfg.size < 0 || cfg.window < 1 || cfg.concurrency < 1) die("bad numbers");
     if (mode == M_POLL && cfg.inflight > 60) die("--inflight must be <= 60 for poll");
+    if (mode == M_BROADCAST && cfg.window > 64) die("--window must be <= 64 for broadcast");
+    if ((cfg.port2 || cfg.conns2 || cfg.room) && mode != M_BROADCAST) die("--port2, --conns2 and --room are for broadcast");
+    if (cfg.port2 && (cfg.conns2 < 1 || cfg.conns2 >= cfg.conns))
+        die("--conns2 must be at least 1 and less than --conns (the trigger connects to --port)");
+    if (!cfg.port2 && cfg.conns2) die("--conns2 needs --port2");
     rng_state ^= (uint64_t)getpid() * 0x2545F4914F6CDD1Dull ^ now_ns();
     if (mode == M_SERVER) run_server();
     else run_client();
-    return errors && measured == 0 ? 2 : 0;
+    return (errors + mismatches + proto_errors + lost) && measured == 0 ? 2 : 0;
 }
