@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .adapter import RedisAdapter, RedisAdapterFactory, RequestType, create_adapter
 from .emitter import AsyncEmitter, Emitter
+from .sharded import ShardedRedisAdapter, ShardedRedisAdapterFactory, create_sharded_adapter
 
 __all__ = [
     "AsyncEmitter",
@@ -16,5 +17,8 @@ __all__ = [
     "RedisAdapter",
     "RedisAdapterFactory",
     "RequestType",
+    "ShardedRedisAdapter",
+    "ShardedRedisAdapterFactory",
     "create_adapter",
+    "create_sharded_adapter",
 ]
