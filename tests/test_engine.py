@@ -340,6 +340,21 @@ async def test_server_close_forgets_an_uncollected_session_after_ping_timeout(en
     await until(lambda: sid not in engine.sessions, what="the closed session to be forgotten")
 
 
+async def test_aborted_get_forgets_the_session_at_once(engine_factory):
+    _engine, app, port = await engine_factory()
+    info, _ = await handshake(port)
+    sid = info["sid"]
+    target = f"/engine.io/?EIO=4&transport=polling&sid={sid}"
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    await until(lambda: app.sessions[0].writable, what="the GET to be held")
+    writer.close()  # the tab is closed with its GET held: Node's "transport error"
+    await until(lambda: sid in app.closed, what="the session to end")
+    assert app.closed[sid][0] == "transport error"
+    status, _, body = await http_request(port, "GET", target)
+    assert (status, json.loads(body)) == (400, UNKNOWN_SID)
+
+
 @pytest.mark.parametrize("case", ["client-close", "parse-error", "ping-timeout"])
 async def test_websocket_session_is_forgotten_when_it_ends(engine_factory, case):
     engine, app, port = await engine_factory(ping_interval=0.3, ping_timeout=0.2)
@@ -463,6 +478,45 @@ async def test_upgrade_loses_nothing_and_keeps_order(engine_factory):
     status, _, body = await http_request(port, "GET", target)
     assert status == 400 and json.loads(body)["code"] == 3
     await ws.close()
+
+
+async def test_abandoned_upgrade_leaves_the_session_on_polling(engine_factory):
+    _engine, app, port = await engine_factory()
+    info, _ = await handshake(port)
+    sid = info["sid"]
+    session = app.sessions[0]
+    target = f"/engine.io/?EIO=4&transport=polling&sid={sid}"
+    ws = await WebSocketClient.connect(port, f"/engine.io/?EIO=4&transport=websocket&sid={sid}")
+    ws.send("2probe")
+    assert await ws.recv() == "3probe"
+    # the client pauses polling: a GET is answered at once, with a noop
+    assert (await http_request(port, "GET", target))[2] == b"6"
+    await ws.close()  # and gives the WebSocket up
+    # polling goes on: once the server has seen the WebSocket go, GETs are held again
+    deadline = time.monotonic() + 5
+    while True:
+        poll = asyncio.ensure_future(http_request(port, "GET", target))
+        await until(
+            lambda poll=poll: poll.done() or session.writable, what="the GET to be answered"
+        )
+        if not poll.done():
+            break
+        assert (await poll)[2] == b"6"  # not yet: still answered with a noop
+        assert time.monotonic() < deadline, "polling did not resume"
+    session.send("still polling")
+    assert (await poll)[2] == b"4still polling"
+    assert session.transport_name == "polling" and not session.closed
+
+
+async def test_session_closed_during_an_upgrade_closes_the_probe(engine_factory):
+    _engine, app, port = await engine_factory()
+    info, _ = await handshake(port)
+    sid = info["sid"]
+    ws = await WebSocketClient.connect(port, f"/engine.io/?EIO=4&transport=websocket&sid={sid}")
+    ws.send("2probe")
+    assert await ws.recv() == "3probe"
+    app.sessions[0].close()
+    assert await ws.wait_closed() == 1000
 
 
 async def test_upgrade_for_unknown_sid_is_refused(engine_factory):

@@ -3,7 +3,11 @@ of Engine.IO v3 too when ``allow_eio3`` is on (socket.io-client 2.x; see ``sessi
 
 Error answers follow the spec's JSON (engine.io-protocol v4): ``{"code": 0, "message": "Transport
 unknown"}``, 1 Session ID unknown, 2 Bad handshake method, 3 Bad request, 4 Forbidden,
-5 Unsupported protocol version.
+5 Unsupported protocol version (the names are in ``constants.py``).
+
+Sessions and their transports use the server through ``respond_error``, ``response_headers``,
+``accept_websocket`` and ``remove_session``, and read ``ping_interval``, ``ping_timeout`` and
+``max_http_buffer_size``.
 """
 
 from __future__ import annotations
@@ -17,27 +21,22 @@ from typing import Any
 import orjson
 
 from ..http.cors import cors_headers, origin_allowed, preflight_headers
+from .constants import (
+    APPLICATION_JSON,
+    BAD_HANDSHAKE_METHOD,
+    BAD_REQUEST,
+    ERROR_MESSAGES,
+    FORBIDDEN,
+    OPEN_PACKET,
+    SESSION_ID_UNKNOWN,
+    TRANSPORT_UNKNOWN,
+    UNSUPPORTED_PROTOCOL_VERSION,
+)
 from .ids import random_id
 from .session import EngineSession
 from .session3 import EngineSession3
 
 logger = logging.getLogger("fastsio.engine")
-
-TRANSPORT_UNKNOWN = 0
-SESSION_ID_UNKNOWN = 1
-BAD_HANDSHAKE_METHOD = 2
-BAD_REQUEST = 3
-FORBIDDEN = 4
-UNSUPPORTED_PROTOCOL_VERSION = 5
-
-_ERROR_MESSAGES = {
-    TRANSPORT_UNKNOWN: "Transport unknown",
-    SESSION_ID_UNKNOWN: "Session ID unknown",
-    BAD_HANDSHAKE_METHOD: "Bad handshake method",
-    BAD_REQUEST: "Bad request",
-    FORBIDDEN: "Forbidden",
-    UNSUPPORTED_PROTOCOL_VERSION: "Unsupported protocol version",
-}
 
 KNOWN_TRANSPORTS = ("polling", "websocket")
 
@@ -105,7 +104,7 @@ class EngineServer:
             and self.cors_allowed_origins is not None
             and not origin_allowed(origin, self.cors_allowed_origins)
         ):
-            self._send_error(request, 403, FORBIDDEN, "Forbidden")
+            self.respond_error(request, 403, FORBIDDEN)
             return
         if request.method == "OPTIONS":
             headers = preflight_headers(request, self.cors_allowed_origins, self.cors_credentials)
@@ -114,7 +113,7 @@ class EngineServer:
         query = request.query
         transport = query.get("transport")
         if transport not in self.transports:
-            self._send_error(request, 400, TRANSPORT_UNKNOWN)
+            self.respond_error(request, 400, TRANSPORT_UNKNOWN)
             return
         eio = query.get("EIO")
         if eio == "4":
@@ -125,41 +124,41 @@ class EngineServer:
                 # JSONP polling (socket.io-client 2.x where XMLHttpRequest is missing, or with
                 # forceJSONP) is not implemented: say so instead of answering in a format the
                 # client cannot read
-                self._send_error(request, 400, TRANSPORT_UNKNOWN)
+                self.respond_error(request, 400, TRANSPORT_UNKNOWN)
                 return
         else:
-            self._send_error(request, 400, UNSUPPORTED_PROTOCOL_VERSION)
+            self.respond_error(request, 400, UNSUPPORTED_PROTOCOL_VERSION)
             return
         # The order of the checks is Node's: an unknown sid is reported before a websocket
         # request that does not upgrade.
         sid = query.get("sid")
         session = self.sessions.get(sid) if sid is not None else None
         if sid is not None and session is None:
-            self._send_error(request, 400, SESSION_ID_UNKNOWN)
+            self.respond_error(request, 400, SESSION_ID_UNKNOWN)
         elif transport == "websocket" and not request.is_websocket:
-            self._send_error(request, 400, BAD_REQUEST)
+            self.respond_error(request, 400, BAD_REQUEST)
         elif session is None:
             self._handshake_request(request, transport, protocol)
         elif session.protocol != protocol:
             # a request of another protocol revision than the handshake's (Node: PROTOCOL_MISMATCH)
-            self._send_error(request, 400, BAD_REQUEST)
+            self.respond_error(request, 400, BAD_REQUEST)
         elif transport == "websocket":
             if not (self.allow_upgrades and session.start_upgrade(request)):
-                self._send_error(request, 400, BAD_REQUEST)
+                self.respond_error(request, 400, BAD_REQUEST)
         elif session.transport_name != "polling":
-            self._send_error(request, 400, BAD_REQUEST)
+            self.respond_error(request, 400, BAD_REQUEST)
         elif request.method == "GET":
             session.handle_poll(request)
         elif request.method == "POST":
             session.handle_post(request)
         else:
-            self._send_error(request, 400, BAD_REQUEST)
+            self.respond_error(request, 400, BAD_REQUEST)
 
     # -- handshake ----------------------------------------------------------------------------
 
     def _handshake_request(self, request: Any, transport: str, protocol: int = 4) -> None:
         if request.method != "GET":
-            self._send_error(request, 400, BAD_HANDSHAKE_METHOD)
+            self.respond_error(request, 400, BAD_HANDSHAKE_METHOD)
             return
         if self.allow_request is None:
             self._open_session(request, transport, protocol)
@@ -174,7 +173,7 @@ class EngineServer:
         elif verdict:
             self._open_session(request, transport, protocol)
         else:
-            self._send_error(request, 403, FORBIDDEN)
+            self.respond_error(request, 403, FORBIDDEN)
 
     async def _handshake_after(
         self, verdict: Any, request: Any, transport: str, protocol: int
@@ -189,7 +188,7 @@ class EngineServer:
         if allowed:
             self._open_session(request, transport, protocol)
         else:
-            self._send_error(request, 403, FORBIDDEN)
+            self.respond_error(request, 403, FORBIDDEN)
 
     def _open_session(self, request: Any, transport: str, protocol: int = 4) -> None:
         loop = request.loop
@@ -206,48 +205,37 @@ class EngineServer:
         }
         if protocol == 4:
             fields["maxPayload"] = self.max_http_buffer_size  # v4 only (engine.io-protocol)
-        open_packet = "0" + orjson.dumps(fields).decode()
-        if transport == "websocket":
-            session.open_websocket(request)
-            session._ws.send_text(open_packet)
-        elif protocol == 4:
-            request.respond(200, self._polling_headers(request), open_packet.encode())
-        else:
-            session._respond_packets(request, [open_packet])
-        session.start_heartbeat()
+        session.open(transport, OPEN_PACKET + orjson.dumps(fields).decode())
         try:
             self.on_connection(session)
         except Exception:
             logger.exception("error in connection handler")
             session.close("server error")
 
-    # -- helpers for sessions -----------------------------------------------------------------
+    # -- for sessions and transports ------------------------------------------------------------
 
-    def _accept_websocket(self, request: Any, listener: Any) -> Any:
+    def accept_websocket(self, request: Any, listener: Any) -> Any:
+        """Answer a WebSocket handshake; ``listener`` gets the connection's messages."""
         return request.accept_websocket(listener, max_message_size=self.max_http_buffer_size)
 
-    def _cors(self, request: Any) -> list[tuple[str, str]]:
+    def response_headers(self, request: Any, content_type: str) -> list[tuple[str, str]]:
+        """The headers of an answer to ``request``: its content type, and CORS when enabled."""
         if self.cors_allowed_origins is None:
-            return []
-        return cors_headers(
+            return [("Content-Type", content_type)]
+        cors = cors_headers(
             request.headers.get("origin"), self.cors_allowed_origins, self.cors_credentials
         )
+        return [("Content-Type", content_type), *cors]
 
-    def _polling_headers(self, request: Any) -> list[tuple[str, str]]:
-        return [("Content-Type", "text/plain; charset=UTF-8"), *self._cors(request)]
+    def respond_error(
+        self, request: Any, status: int, code: int, message: str | None = None
+    ) -> None:
+        """Answer with the spec's JSON error (``code`` from ``constants``)."""
+        body = orjson.dumps({"code": code, "message": message or ERROR_MESSAGES[code]})
+        request.respond(status, self.response_headers(request, APPLICATION_JSON), body)
 
-    def _binary_polling_headers(self, request: Any) -> list[tuple[str, str]]:
-        return [("Content-Type", "application/octet-stream"), *self._cors(request)]
-
-    def _post_headers(self, request: Any) -> list[tuple[str, str]]:
-        return [("Content-Type", "text/html"), *self._cors(request)]
-
-    def _send_error(self, request: Any, status: int, code: int, message: str | None = None) -> None:
-        body = orjson.dumps({"code": code, "message": message or _ERROR_MESSAGES[code]})
-        headers = [("Content-Type", "application/json"), *self._cors(request)]
-        request.respond(status, headers, body)
-
-    def _forget(self, session: EngineSession) -> None:
+    def remove_session(self, session: EngineSession) -> None:
+        """Forget a session that ended: a request with its sid is "Session ID unknown" now."""
         if self.sessions.get(session.sid) is session:
             del self.sessions[session.sid]
 

@@ -1,6 +1,7 @@
-"""An Engine.IO v3 session (socket.io-client 2.x), accepted when ``allow_eio3`` is on.
+"""An Engine.IO v3 session (socket.io-client 2.x), accepted when ``allow_eio3`` is on, and its
+transports.
 
-It is an EngineSession with the v3 differences overridden, so the v4 path pays nothing for it:
+They are the v4 classes with the v3 differences overridden, so the v4 path pays nothing for it:
 
 - Heartbeat: the *client* pings every ``pingInterval``; the server answers each ping with a pong
   (same data) and closes the session when no ping came for ``pingInterval + pingTimeout`` (one
@@ -21,7 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _impl
 from ..protocol.errors import ProtocolError
-from .session import _MESSAGE, EngineSession, _WebSocketListener
+from .constants import (
+    MESSAGE,
+    MESSAGE_PREFIX,
+    NOOP,
+    OCTET_STREAM,
+    PING,
+    PONG_PACKET,
+    TEXT_PLAIN,
+)
+from .session import EngineSession
+from .transports import PollingTransport, WebSocketTransport
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..http.request import Request
@@ -30,8 +41,8 @@ logger = logging.getLogger("fastsio.engine")
 
 engineio3 = _impl.engineio3  # the v3 codec, compiled or pure (picked by fastsio._impl)
 
-_PING, _PONG, _CLOSE, _NOOP = "2", "3", "1", "6"
-_BINARY_PREFIX = b"\x04"
+_BINARY_PREFIX = b"\x04"  # the message type as the first byte of a binary frame
+_BASE64_PREFIX = "b"  # a base64 binary packet: "b4<base64>"
 
 
 def _wants_base64(request: Any) -> bool:
@@ -39,28 +50,83 @@ def _wants_base64(request: Any) -> bool:
     return bool(request.query.get("b64"))
 
 
-class _WebSocketListener3(_WebSocketListener):
-    __slots__ = ()
+class PollingTransport3(PollingTransport):
+    """Polling with v3 payloads: length-prefixed, binary (XHR2) unless the client asked for base64."""
+
+    __slots__ = ("binary",)
+
+    def __init__(self, session: EngineSession) -> None:
+        super().__init__(session)
+        self.binary = not _wants_base64(session.request)
+
+    def respond(self, request: Request, packets: list) -> None:
+        body = engineio3.encode_payload(packets, self.binary)
+        request.on_close = None
+        if type(body) is str:
+            request.respond(200, self.server.response_headers(request, TEXT_PLAIN), body.encode())
+        else:
+            request.respond(200, self.server.response_headers(request, OCTET_STREAM), body)
+
+    def decode(self, request: Request) -> list:
+        binary = request.headers.get("content-type", "").startswith(OCTET_STREAM)
+        return engineio3.decode_payload(request.body, binary)
+
+
+class WebSocketTransport3(WebSocketTransport):
+    """A v3 WebSocket: binary messages carry the type byte, or travel as base64 text (``b64=1``
+    on the request that opened the WebSocket)."""
+
+    __slots__ = ("base64",)
+
+    def __init__(self, session: EngineSession, request: Request, conn: Any = None) -> None:
+        self.base64 = _wants_base64(request)
+        super().__init__(session, request, conn)
+
+    def receive(self, text: str) -> None:
+        if text[:1] != _BASE64_PREFIX:
+            super().receive(text)
+            return
+        session = self.session
+        try:
+            _, data = engineio3.decode_packet(text)
+        except (ProtocolError, binascii.Error) as exc:
+            logger.info("session %s: bad base64 packet on websocket: %s", session.sid, exc)
+            session.abort("parse error")
+            return
+        session.deliver(data)
 
     def on_binary(self, data: bytes) -> None:
         session = self.session
-        if not session.closed:
-            session._receive_binary(data)
+        if session.closed:
+            return
+        if data[:1] != _BINARY_PREFIX:
+            logger.info("session %s: binary packet without the message type byte", session.sid)
+            session.abort("parse error")
+            return
+        session.deliver(data[1:])
+
+    def send(self, packet: str | bytes) -> None:
+        conn = self.conn
+        if type(packet) is str:
+            conn.send_text(packet)
+        elif self.base64:
+            conn.send_text(engineio3.encode_packet(MESSAGE, packet, False))
+        else:
+            conn.send_binary(_BINARY_PREFIX + packet)
 
 
 class EngineSession3(EngineSession):
     """An Engine.IO v3 connection (see the module docstring for what differs from v4)."""
 
     protocol = 3
-    _listener_class = _WebSocketListener3
+    polling_class = PollingTransport3
+    websocket_class = WebSocketTransport3
 
-    __slots__ = ("_polling_binary", "_ws_base64")
+    __slots__ = ("_ws_base64",)
 
     def __init__(self, server: Any, sid: str, request: Request, loop: Any) -> None:
         super().__init__(server, sid, request, loop)
-        base64 = _wants_base64(request)
-        self._polling_binary = not base64
-        self._ws_base64 = base64
+        self._ws_base64 = False  # the WebSocket transport's base64 flag, for send()
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -69,16 +135,17 @@ class EngineSession3(EngineSession):
             return
         ws = self._ws
         if ws is not None:
+            # WebSocketTransport3.send, inlined: no extra call per message
             if type(data) is str:
-                ws.send_text(_MESSAGE + data)
+                ws.send_text(MESSAGE_PREFIX + data)
             elif self._ws_base64:
-                ws.send_text(engineio3.encode_packet(4, data, False))
+                ws.send_text(engineio3.encode_packet(MESSAGE, data, False))
             else:
                 ws.send_binary(_BINARY_PREFIX + data)
             if ws.writing_paused:
                 self._check_backpressure(ws)
         else:
-            self._queue_polling(_MESSAGE + data if type(data) is str else data)
+            self._polling.send(MESSAGE_PREFIX + data if type(data) is str else data)
 
     def send_prepared(self, packet: str | bytes, frame: bytes) -> None:
         # A text packet's frame is the same in v3 and v4; a binary one lacks the v3 type byte.
@@ -87,79 +154,19 @@ class EngineSession3(EngineSession):
         else:
             super().send_prepared(packet, frame)
 
-    def _write_queued(self, ws: Any, packets: list) -> None:
-        for packet in packets:
-            if type(packet) is str:
-                ws.send_text(packet)
-            elif self._ws_base64:
-                ws.send_text(engineio3.encode_packet(4, packet, False))
-            else:
-                ws.send_binary(_BINARY_PREFIX + packet)
+    def _use_websocket(self, websocket: Any) -> None:
+        super()._use_websocket(websocket)
+        self._ws_base64 = websocket.base64
 
-    # -- polling ----------------------------------------------------------------------------------
+    # -- packets from the client --------------------------------------------------------------------
 
-    def _respond_packets(self, request: Request, packets: list) -> None:
-        body = engineio3.encode_payload(packets, self._polling_binary)
-        request.on_close = None
-        server = self.server
-        if type(body) is str:
-            request.respond(200, server._polling_headers(request), body.encode())
-        else:
-            request.respond(200, server._binary_polling_headers(request), body)
-
-    def _decode_post(self, request: Request) -> list:
-        content_type = request.headers.get("content-type", "")
-        binary = content_type.startswith("application/octet-stream")
-        return engineio3.decode_payload(request.body, binary)
-
-    def _on_control_packet(self, packet_type: int, data: Any) -> None:
-        if packet_type == 2:
+    def receive_control(self, packet_type: int, data: Any) -> None:
+        if packet_type == PING:
             self._on_ping(data)
-        elif packet_type == 1:
-            self._client_closed_polling()
-        elif packet_type != 6:
+        elif packet_type != NOOP:
             # a pong included: in v3 the server never pings ("invalid heartbeat direction")
-            logger.info("session %s: unexpected packet type %d on polling", self.sid, packet_type)
-            self._close("parse error", notify_peer=False)
-
-    # -- WebSocket --------------------------------------------------------------------------------
-
-    def start_upgrade(self, request: Request) -> bool:
-        started = super().start_upgrade(request)
-        if started:
-            self._ws_base64 = _wants_base64(request)
-        return started
-
-    def _receive_text(self, text: str) -> None:
-        if self.closed:
-            return
-        kind = text[:1]
-        if kind == _MESSAGE:
-            self._deliver(text[1:])
-        elif kind == _PING:
-            self._on_ping(text[1:])
-        elif kind == _CLOSE:
-            self._transport_closed("transport close")
-        elif kind == _NOOP:
-            pass
-        elif kind == "b":
-            try:
-                _, data = engineio3.decode_packet(text)
-            except (ProtocolError, binascii.Error) as exc:
-                logger.info("session %s: bad base64 packet on websocket: %s", self.sid, exc)
-                self._close("parse error", notify_peer=False)
-                return
-            self._deliver(data)
-        else:
-            logger.info("session %s: unexpected packet %r on websocket", self.sid, text[:20])
-            self._close("parse error", notify_peer=False)
-
-    def _receive_binary(self, data: bytes) -> None:
-        if data[:1] != _BINARY_PREFIX:
-            logger.info("session %s: binary packet without the message type byte", self.sid)
-            self._close("parse error", notify_peer=False)
-            return
-        self._deliver(data[1:])
+            logger.info("session %s: unexpected packet type %d", self.sid, packet_type)
+            self.abort("parse error")
 
     # -- heartbeat: the client pings ----------------------------------------------------------------
 
@@ -172,7 +179,7 @@ class EngineSession3(EngineSession):
     def _on_ping(self, data: Any) -> None:
         if type(data) is not str:
             data = ""
-        self._send_control(_PONG + data)
+        self.transport.send(PONG_PACKET + data)
         handle = self._pong_handle
         if handle is not None:
             handle.cancel()
