@@ -326,9 +326,23 @@ class ClusterAdapter(InMemoryAdapter):
     """Node's ``ClusterAdapter`` (socket.io-adapter 2.5): the message protocol a cluster of
     servers speaks over any transport, independent of it.
 
-    Every message is a map ``{"type": MessageType, "data": {...}, "uid": sender, "nsp": name}``
-    (see :class:`MessageType` and the table in /docs); requests that expect answers carry
-    ``data.requestId`` (16 hex digits) and are answered to the requester alone. The local part of
+    Every message is a map ``{"type": MessageType, "data": {...}, "uid": sender, "nsp": name}``:
+
+    ===========================  =============================================================
+    BROADCAST (3)                ``{packet: {type: 2, data: [event, ...args]}, opts}``, and
+                                 ``requestId`` when acks are wanted (then every server answers
+                                 one BROADCAST_CLIENT_COUNT ``{requestId, clientCount}`` and a
+                                 BROADCAST_ACK ``{requestId, packet: first ack arg}`` per ack)
+    SOCKETS_JOIN / _LEAVE (4/5)  ``{opts, rooms: [...]}``
+    DISCONNECT_SOCKETS (6)       ``{opts, close}``
+    FETCH_SOCKETS (7)            ``{opts, requestId}`` -> (8) ``{requestId, sockets: [...]}``
+    SERVER_SIDE_EMIT (9)         ``{packet: [event, ...args]}``, with ``requestId`` when an
+                                 answer is wanted -> (10) ``{requestId, packet: answer}``
+    ===========================  =============================================================
+
+    ``opts`` is :meth:`BroadcastOptions.to_wire` (``{rooms, except, flags}``). Requests that
+    expect answers carry ``data.requestId`` (16 hex digits) and are answered to the requester
+    alone (:meth:`publish_response`); answers may also arrive as messages. The local part of
     every operation stays on :class:`~fastsio.adapter.InMemoryAdapter` (a broadcast is encoded
     once for the local targets); this server's own requests are applied locally when made, and
     their echoes (a transport may deliver a server its own messages) are ignored by ``uid``.

@@ -477,6 +477,70 @@ async def test_wire_format_is_nodes(fastsio_sharded, redis_url, redis_key):
     assert orjson.loads(seen[4][1])["data"] == {"packet": ["sse", 1]}
 
 
+async def test_responses_go_to_the_requester_channel(fastsio_sharded, node, redis_url, redis_key):
+    """fastsio answers a request on ``{prefix}#{nsp}#{requester uid}#``, in Node's shapes."""
+    sio = await fastsio_sharded()
+    client, sid = await client_on(node, server_url(sio), "p")
+    sio.on_server_event("ask", lambda *args: ["answer", *args])
+    await client.call("ack_policy", name="p", event="poll", reply=["pong", "ignored"])
+    main, spy = f"{redis_key}#/#", f"{redis_key}#/#spyspyspyspyspy0#"
+    seen: list = []
+    link = SubscribeLink(connection_options(redis_url), logging.getLogger("test"), "spy")
+    redis = Redis(redis_url)
+    await link.start()
+    await redis.link.start()
+    try:
+        await link.ssubscribe(spy, lambda ch, msg: seen.append(msg))
+
+        def request(kind: int, data: dict) -> bytes:
+            return orjson.dumps({"type": kind, "data": data, "uid": "spyspyspyspyspy0", "nsp": "/"})
+
+        opts = {"rooms": [], "except": [], "flags": {}}
+        await redis.spublish(main, request(7, {"opts": opts, "requestId": "f1"}))
+        await redis.spublish(main, request(9, {"requestId": "s1", "packet": ["ask", 1]}))
+        packet = {"type": 2, "data": ["poll", b"\x01"]}
+        bin_request = {"type": 3, "data": {"packet": packet, "requestId": "b1", "opts": opts}}
+        bin_request.update(uid="spyspyspyspyspy0", nsp="/")
+        await redis.spublish(main, pack(bin_request))
+        await wait_for(lambda: len(seen) == 4, "four responses")
+    finally:
+        await link.close()
+        await redis.link.close()
+    answers = {}
+    for raw in seen:
+        message = orjson.loads(raw) if raw[:1] == b"{" else unpack(raw)
+        assert message["uid"] == adapter_of(sio).uid and message["nsp"] == "/"
+        answers[message["type"]] = message["data"]
+    assert answers[8]["requestId"] == "f1"
+    [details] = answers[8]["sockets"]
+    assert details["id"] == sid and details["rooms"] == [sid] and details["data"] == {}
+    assert details["handshake"]["query"]["EIO"] == "4"
+    assert answers[10] == {"requestId": "s1", "packet": ["answer", 1]}
+    assert answers[11] == {"requestId": "b1", "clientCount": 1}
+    assert answers[12] == {"requestId": "b1", "packet": "pong"}  # the first argument
+    ev = await client.expect("event", name="p", event="poll")
+    assert client.from_json(ev["args"]) == [b"\x01"]
+
+
+async def test_own_messages_are_not_decoded(fastsio_sharded, monkeypatch):
+    """Redis sends a server its own messages back: they are skipped before decoding."""
+    from fastsio.redis import sharded
+
+    decoded = []
+    real = sharded.decode
+    monkeypatch.setattr(sharded, "decode", lambda raw: decoded.append(raw) or real(raw))
+    sio = await fastsio_sharded()
+    other = await fastsio_sharded()
+    got = []
+    other.on_server_event("mark", lambda *args: got.append(args))
+    for i in range(20):
+        sio.emit("text", i)
+        sio.emit("bin", b"\x00")  # MessagePack
+    sio.server_side_emit("mark", 1)
+    await wait_for(lambda: got == [(1,)], "the mark")
+    assert len(decoded) == 41  # what `other` received; `sio` decoded nothing of its own
+
+
 @pytest.mark.parametrize("mode", ["static", "dynamic", "dynamic-private"])
 async def test_room_channels_follow_the_local_rooms(fastsio_sharded, redis, redis_key, node, mode):
     sio = await fastsio_sharded(mode)
@@ -636,3 +700,42 @@ def test_subscription_mode_is_checked(redis_url):
     with pytest.raises(ValueError, match="subscription_mode"):
         create_sharded_adapter(redis_url, subscription_mode="sometimes")
     assert unpack(pack({"a": b"\x00"})) == {"a": b"\x00"}
+
+
+async def test_redis_restart_resubscribes_the_room_channels(server_factory, node):
+    from tests.redis.test_redis_faults import free_port, start_redis
+
+    port = free_port()
+    redis_server = start_redis(port)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        a = await server_factory(adapter=create_sharded_adapter(url, channel_prefix="restart"))
+        b = await server_factory(adapter=create_sharded_adapter(url, channel_prefix="restart"))
+        client, sid = await client_on(node, server_url(b), "b")
+        b.sockets[sid].join("kept")
+        await subscribed(b)
+        a.to("kept").emit("before", 1)
+        await client.expect("event", name="b", event="before")
+        redis_server.kill()
+        redis_server.wait(5)
+        for i in range(100):  # never blocks nor raises while Redis is gone
+            a.to("kept").emit("during", i)
+        redis_server = start_redis(port)
+
+        async def delivered() -> bool:
+            a.to("kept").emit("after", 2)  # the room's own channel: resubscribed
+            try:
+                await client.expect("event", name="b", event="after", timeout=0.3)
+                return True
+            except AssertionError:
+                return False
+
+        deadline = time.monotonic() + 15
+        while not await delivered():
+            assert time.monotonic() < deadline, "room broadcasts never resumed after the restart"
+        assert await adapter_of(a).server_count() == 2
+        b.on_server_event("q", lambda: "b")
+        assert await a.server_side_emit_with_ack("q") == ["b"]
+    finally:
+        redis_server.kill()
+        redis_server.wait(5)
