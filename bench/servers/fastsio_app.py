@@ -1,13 +1,17 @@
 """The benchmark app on fastsio.
 
-"echo" -> emit "echo" back to the sender with the same payload; "broadcast" -> emit "tick" to all.
+"echo" -> emit "echo" back to the sender with the same payload; "broadcast" -> emit "tick" to all;
+"join" -> join the room BENCH_ROOM and answer "joined"; "broadcast_room" -> emit "tick" to that room.
 
 Usage: python bench/servers/fastsio_app.py HOST PORT
 FASTSIO_NO_EXTENSIONS=1 selects the pure-Python codecs (the driver runs both variants).
+BENCH_REDIS=redis://... makes the server a cluster node on that Redis (fastsio's Redis adapter,
+key BENCH_REDIS_KEY, default "socket.io"); BENCH_ROOM names the room (default "room").
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,7 +21,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import fastsio
 from fastsio import _impl
 
-sio = fastsio.Server()
+REDIS = os.environ.get("BENCH_REDIS")
+KEY = os.environ.get("BENCH_REDIS_KEY", "socket.io")
+ROOM = os.environ.get("BENCH_ROOM", "room")
+
+if REDIS:
+    from fastsio.redis import create_adapter
+
+    sio = fastsio.Server(adapter=create_adapter(REDIS, key=KEY))
+else:
+    sio = fastsio.Server()
 
 
 @sio.on("echo")
@@ -30,11 +43,23 @@ def broadcast(socket, data):
     sio.emit("tick", data)
 
 
+@sio.on("join")
+def join(socket):
+    socket.join(ROOM)
+    socket.emit("joined")
+
+
+@sio.on("broadcast_room")
+def broadcast_room(socket, data):
+    sio.to(ROOM).emit("tick", data)
+
+
 def main() -> None:
     host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
     codecs = "compiled" if _impl.SPEEDUPS else "pure"
-    print(f"fastsio ({codecs} codecs) listening on {host}:{port}", flush=True)
+    cluster = f", Redis adapter on {REDIS} key {KEY!r}" if REDIS else ""
+    print(f"fastsio ({codecs} codecs{cluster}) listening on {host}:{port}", flush=True)
     sio.run(host, port)
 
 
