@@ -10,11 +10,18 @@ is reported as "load-generator bound", not as the server's speed. Every (scenari
 gets a fresh server process, and the pairs are interleaved across repeats so that drift on a
 shared machine spreads over all servers. Output: one table (median and min-max of the repeats,
 ratios to Node and to python-socketio), a JSON file, a markdown copy of the table and a PNG chart.
+
+The load generator checks every reply and delivery it counts; a run with any error (a wrong or
+missing reply, a duplicate delivery, a protocol error, a failed client) is reported as failed and
+left out of the medians. The ``cluster`` scenarios run two server processes of one kind on one
+Redis (127.0.0.1:6379, a fresh key per run), both pinned to the servers' core.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import os
 import platform
@@ -46,6 +53,8 @@ HOST = "127.0.0.1"
 SIO_PATH = "/socket.io/"
 LG_BOUND = 0.90  # a figure at >= 90% of the load generator's ceiling is not the server's speed
 NOISY = 0.10  # other processes used this share of a benchmark core: the run is retried once
+REDIS_PORT = 6379  # the cluster scenarios' Redis (on HOST: traffic stays on 127.0.0.1)
+REDIS_URL = f"redis://{HOST}:{REDIS_PORT}/0"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -60,6 +69,8 @@ class Scenario:
     higher_is_better: bool
     has_ceiling: bool
     op: str  # what one unit of work is, for "server CPU per op"
+    cluster: bool = False  # two server processes on one Redis
+    lg_bound_applies: bool = True  # can the load generator's speed limit the figure?
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -82,8 +93,29 @@ SCENARIOS: dict[str, Scenario] = {
             "conn",
         ),
         Scenario("poll", "echo over HTTP long-polling, 50 clients", "msg/s", True, True, "msg"),
+        Scenario(
+            "cluster-broadcast",
+            "cluster: broadcast across 2 nodes on Redis, 1,000 WS clients (500 per node)",
+            "deliveries/s",
+            True,
+            True,
+            "delivery",
+            cluster=True,
+        ),
+        Scenario(
+            "cluster-foreign",
+            "cluster: CPU of a node per broadcast to a room it does not hold",
+            "us/msg",
+            False,
+            False,
+            "msg",
+            cluster=True,
+            lg_bound_applies=False,  # CPU per message of the idle node, whatever the rate
+        ),
     ]
 }
+# --only names that stand for several scenarios
+SCENARIO_GROUPS = {"cluster": ["cluster-broadcast", "cluster-foreign"]}
 
 
 @dataclass
@@ -99,6 +131,10 @@ class Settings:
     idle_clients: int = 5000
     connect_concurrency: int = 50
     poll_clients: int = 50
+    cluster_clients: int = 1000  # cluster-broadcast: half on each node, the trigger on node A
+    cluster_window: int = 32
+    foreign_clients: int = 100  # cluster-foreign: clients on node B (none in the room)
+    foreign_window: int = 32
     connect_timeout: float = 60.0
     retries: int = 1  # extra attempts for a run disturbed by other processes
     server_cpu: str = "0"
@@ -121,6 +157,8 @@ class ServerSpec:
     cwd: Path = ROOT
     check: Callable[[], str | None] | None = None  # -> why it cannot run, or None
     note: str = ""
+    # -> why it cannot be a cluster node (BENCH_REDIS set), or None; None: it cannot at all
+    cluster_check: Callable[[], str | None] | None = None
 
 
 def _python_check(code: str, env: dict[str, str] | None = None) -> str | None:
@@ -160,6 +198,26 @@ def check_pysio() -> str | None:
     return _python_check("import socketio, uvicorn, uvloop, httptools, websockets")
 
 
+def check_fastsio_cluster(compiled: bool) -> str | None:
+    why = _python_check(
+        "from fastsio.redis import create_adapter",
+        None if compiled else {"FASTSIO_NO_EXTENSIONS": "1"},
+    )
+    return f"fastsio.redis is not usable ({why})" if why else None
+
+
+def check_pysio_cluster() -> str | None:
+    why = _python_check("import redis, socketio; socketio.AsyncRedisManager")
+    return f"AsyncRedisManager is not usable ({why}; pip install redis)" if why else None
+
+
+def check_node_cluster() -> str | None:
+    for name in ("@socket.io/redis-adapter", "redis"):
+        if not (BENCH / "node_modules" / name).is_dir():
+            return f"bench/node_modules/{name} is missing (npm ci in bench/ failed?)"
+    return None
+
+
 def check_node() -> str | None:
     if not shutil.which("node"):
         return "node is not installed"
@@ -177,6 +235,7 @@ SERVERS: dict[str, ServerSpec] = {
             "fastsio (compiled)",
             [PY, "bench/servers/fastsio_app.py", "{host}", "{port}"],
             check=lambda: check_fastsio(True),
+            cluster_check=lambda: check_fastsio_cluster(True),
         ),
         ServerSpec(
             "fastsio-pure",
@@ -184,6 +243,7 @@ SERVERS: dict[str, ServerSpec] = {
             [PY, "bench/servers/fastsio_app.py", "{host}", "{port}"],
             env={"FASTSIO_NO_EXTENSIONS": "1"},
             check=lambda: check_fastsio(False),
+            cluster_check=lambda: check_fastsio_cluster(False),
         ),
         ServerSpec(
             "pysio",
@@ -191,6 +251,7 @@ SERVERS: dict[str, ServerSpec] = {
             [PY, "bench/servers/pysio_app.py", "{host}", "{port}"],
             check=check_pysio,
             note="5.18 ASGI on uvicorn, uvloop+httptools, websockets-sansio",
+            cluster_check=check_pysio_cluster,
         ),
         ServerSpec(
             "node",
@@ -199,6 +260,7 @@ SERVERS: dict[str, ServerSpec] = {
             cwd=BENCH,
             check=check_node,
             note="4.8.4, ws + bufferutil",
+            cluster_check=check_node_cluster,
         ),
         # optional: the other stock WebSocket implementations of uvicorn, for the record
         ServerSpec(
@@ -206,12 +268,14 @@ SERVERS: dict[str, ServerSpec] = {
             "python-socketio (ws=websockets)",
             [PY, "bench/servers/pysio_app.py", "{host}", "{port}", "--ws", "websockets"],
             check=check_pysio,
+            cluster_check=check_pysio_cluster,
         ),
         ServerSpec(
             "pysio-wsproto",
             "python-socketio (ws=wsproto)",
             [PY, "bench/servers/pysio_app.py", "{host}", "{port}", "--ws", "wsproto"],
             check=check_pysio,
+            cluster_check=check_pysio_cluster,
         ),
     ]
 }
@@ -297,13 +361,20 @@ class ServerProcess:
     for until it answers an Engine.IO handshake, killed with its whole group on exit."""
 
     def __init__(
-        self, spec: ServerSpec, port: int, log_path: Path, cpu: str | None, loadgen: Path
+        self,
+        spec: ServerSpec,
+        port: int,
+        log_path: Path,
+        cpu: str | None,
+        loadgen: Path,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.spec = spec
         self.port = port
         self.log_path = log_path
         self.cpu = cpu
         self.loadgen = loadgen
+        self.env = env or {}  # on top of the spec's (the cluster scenarios' BENCH_REDIS...)
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> Self:
@@ -311,7 +382,8 @@ class ServerProcess:
         if self.cpu is not None:
             argv = ["taskset", "-c", self.cpu, *argv]
         argv = niced(argv)
-        env = {**os.environ, **self.spec.env}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
+        env.update({**self.spec.env, **self.env})
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         if "FASTSIO_NO_EXTENSIONS" not in self.spec.env:
             env.pop("FASTSIO_NO_EXTENSIONS", None)
@@ -409,6 +481,69 @@ class ServerProcess:
         self._log.close()
 
 
+class Redis:
+    """The cluster scenarios' Redis: reachable?, and its process (for its CPU time) when it runs
+    on this machine. A few commands over RESP, no client library needed."""
+
+    def __init__(self, port: int = REDIS_PORT) -> None:
+        self.port = port
+        self.pid: int | None = None
+        self.version = ""
+
+    def command(self, *args: str, timeout: float = 5.0) -> bytes:
+        """One command; returns the raw reply (enough for PING and INFO)."""
+        req = f"*{len(args)}\r\n".encode() + b"".join(
+            f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args
+        )
+        with socket.create_connection((HOST, self.port), timeout=timeout) as s:
+            s.sendall(req)
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if data[:1] in (b"+", b"-", b":") and data.endswith(b"\r\n"):
+                    break
+                if data[:1] == b"$":
+                    head, _, rest = data.partition(b"\r\n")
+                    if int(head[1:]) < 0 or len(rest) >= int(head[1:]) + 2:
+                        break
+        return data
+
+    def check(self) -> str | None:
+        """None when Redis answers PING on 127.0.0.1; finds its pid for the CPU figures."""
+        try:
+            if not self.command("PING").startswith(b"+PONG"):
+                return f"Redis on {HOST}:{self.port} did not answer PING"
+            info = self.command("INFO", "server").decode(errors="replace")
+        except OSError as exc:
+            return f"Redis is not reachable on {HOST}:{self.port} ({exc})"
+        fields = dict(
+            line.split(":", 1) for line in info.splitlines() if ":" in line and "#" not in line
+        )
+        self.version = fields.get("redis_version", "").strip()
+        try:
+            pid = int(fields.get("process_id", ""))
+            with open(f"/proc/{pid}/comm") as f:
+                if "redis" in f.read():
+                    self.pid = pid  # on this machine, in our pid namespace
+        except (ValueError, OSError):
+            self.pid = None
+        return None
+
+    def cpu_seconds(self) -> float | None:
+        if self.pid is None:
+            return None
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            return None
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def http_get(port: int, target: str, timeout: float) -> bytes:
     """A minimal HTTP/1.1 GET; returns the body (good enough for a handshake check)."""
     with socket.create_connection((HOST, port), timeout=timeout) as s:
@@ -465,11 +600,22 @@ def run_loadgen(
     cpu: str | None,
     args: list[str],
     timeout: float,
-    server: ServerProcess,
+    server: ServerProcess | list[ServerProcess],
     on_event: Callable[[dict, subprocess.Popen], None] | None = None,
     stdin_pipe: bool = False,
 ) -> dict:
     """Run the load generator to completion; call on_event(msg, process) per progress line."""
+    servers = server if isinstance(server, list) else [server]
+
+    def server_gone() -> str | None:
+        for srv in servers:
+            if not srv.alive():
+                return (
+                    f"{srv.spec.label} on port {srv.port} exited (status {srv.proc.returncode})"
+                    f":\n{srv.log_tail()}"
+                )
+        return None
+
     argv = [str(loadgen), *args]
     if cpu is not None:
         argv = ["taskset", "-c", cpu, *argv]
@@ -509,11 +655,9 @@ def run_loadgen(
             try:
                 line = lines.get(timeout=min(remaining, 0.5))
             except queue.Empty:
-                if not server.alive():
-                    raise LoadgenFailed(
-                        f"the server exited (status {server.proc.returncode}) "
-                        f"during the run:\n{server.log_tail()}"
-                    )
+                gone = server_gone()
+                if gone:
+                    raise LoadgenFailed(f"during the run, {gone}")
                 continue
             if line is None:
                 break
@@ -531,11 +675,13 @@ def run_loadgen(
             elif "error" in msg:
                 detail = msg["error"]
                 time.sleep(0.2)
-                if not server.alive():
-                    detail += (
-                        f"; the server had exited (status {server.proc.returncode}):\n"
-                        f"{server.log_tail()}"
-                    )
+                gone = server_gone()
+                if gone:
+                    detail += f"; {gone}"
+                else:  # what the load generator printed before (offending packets...)
+                    before = [e for e in errors if e != f"loadgen: {msg['error']}"]
+                    if before:
+                        detail += "; " + "; ".join(before[-3:])
                 raise LoadgenFailed(detail)
             else:
                 result = msg
@@ -548,10 +694,9 @@ def run_loadgen(
             t.join(timeout=2)
     if result is None:
         detail = "; ".join(errors[-5:]) or f"exit status {proc.returncode}"
-        if not server.alive():
-            detail += (
-                f"\n  the server exited (status {server.proc.returncode}):\n{server.log_tail()}"
-            )
+        gone = server_gone()
+        if gone:
+            detail += f"\n  {gone}"
         raise LoadgenFailed(detail)
     result["stderr"] = errors[-10:]
     return result
@@ -561,7 +706,7 @@ def run_loadgen(
 # one measurement
 
 
-def loadgen_args(scenario: str, st: Settings, port: int) -> list[str]:
+def loadgen_args(scenario: str, st: Settings, port: int, port2: int | None = None) -> list[str]:
     common = [
         "--host",
         HOST,
@@ -601,6 +746,39 @@ def loadgen_args(scenario: str, st: Settings, port: int) -> list[str]:
         ]
     if scenario == "connect":
         return ["connect", *common, *timing, "--concurrency", str(st.connect_concurrency)]
+    if scenario == "cluster-broadcast":  # half the clients on node B, the rest and the trigger on A
+        return [
+            "broadcast",
+            *common,
+            *timing,
+            "--port2",
+            str(port2),
+            "--conns",
+            str(st.cluster_clients),
+            "--conns2",
+            str(st.cluster_clients // 2),
+            "--window",
+            str(st.cluster_window),
+            "--size",
+            str(st.size),
+        ]
+    if scenario == "cluster-foreign":  # node A: the trigger alone, in the room; node B: the others
+        return [
+            "broadcast",
+            *common,
+            *timing,
+            "--room",
+            "--port2",
+            str(port2),
+            "--conns",
+            str(st.foreign_clients + 1),
+            "--conns2",
+            str(st.foreign_clients),
+            "--window",
+            str(st.foreign_window),
+            "--size",
+            str(st.size),
+        ]
     if scenario == "poll":
         return [
             "poll",
@@ -616,25 +794,50 @@ def loadgen_args(scenario: str, st: Settings, port: int) -> list[str]:
     raise ValueError(scenario)
 
 
-def measure(scenario: str, server: ServerProcess, st: Settings, loadgen: Path) -> dict:
-    """One run of one scenario against a started server; returns the figures of the run."""
+def measure(
+    scenario: str,
+    servers: list[ServerProcess],
+    st: Settings,
+    loadgen: Path,
+    redis: Redis | None = None,
+) -> dict:
+    """One run of one scenario against started servers (one; for a cluster scenario two: node A,
+    node B; or the raw server alone, standing for both); returns the figures of the run."""
+    scen = SCENARIOS[scenario]
+    server = servers[0]
     timeout = st.connect_timeout + st.warmup + st.duration + 60
+    if scen.cluster:  # + the probing and the join, each bounded by the same timeout
+        timeout += 2 * st.connect_timeout
     if scenario == "idle":
         return measure_idle(server, st, loadgen, timeout)
     marks: dict[str, Any] = {}
 
+    def sample(name: str) -> None:
+        marks[name] = [srv.cpu_seconds() for srv in servers]
+        marks[name + "_redis"] = redis.cpu_seconds() if redis else None
+        marks[name + "_cores"] = core_times()
+
     def on_event(msg: dict, proc: subprocess.Popen) -> None:
         if msg["event"] in ("measure_start", "measure_end"):
-            marks[msg["event"]] = server.cpu_seconds()
-            marks[msg["event"] + "_cores"] = core_times()
+            sample(msg["event"])
 
+    port2 = (servers[-1].port if len(servers) > 1 else server.port) if scen.cluster else None
     res = run_loadgen(
-        loadgen, st.loadgen_cpu, loadgen_args(scenario, st, server.port), timeout, server, on_event
+        loadgen,
+        st.loadgen_cpu,
+        loadgen_args(scenario, st, server.port, port2),
+        timeout,
+        servers,
+        on_event,
     )
     if "measure_end" not in marks:
-        marks["measure_end"] = server.cpu_seconds()
-        marks["measure_end_cores"] = core_times()
-    srv_cpu = marks["measure_end"] - marks.get("measure_start", marks["measure_end"])
+        sample("measure_end")
+    start = marks.get("measure_start", marks["measure_end"])
+    node_cpu = [end - begin for begin, end in zip(start, marks["measure_end"])]
+    srv_cpu = sum(node_cpu)
+    redis_cpu = None
+    if marks.get("measure_start_redis") is not None and marks["measure_end_redis"] is not None:
+        redis_cpu = marks["measure_end_redis"] - marks["measure_start_redis"]
     elapsed = res["elapsed"]
     count = res["count"]
     value = res["p50_us"] if scenario == "rtt" else res["rate"]
@@ -643,7 +846,18 @@ def measure(scenario: str, server: ServerProcess, st: Settings, loadgen: Path) -
     lg_core = core_usage(cores[0], cores[1], st.loadgen_cpu) if cores[0] else None
     srv_foreign = srv_core and max(0.0, srv_core["process"] - srv_cpu / srv_core["seconds"])
     lg_foreign = lg_core and max(0.0, lg_core["process"] - res["lg_cpu"] / lg_core["seconds"])
-    return {
+    if redis_cpu and srv_core:
+        # Redis is not pinned: it ran on either core, and is ours, not a neighbour's
+        share = redis_cpu / srv_core["seconds"]
+        if (srv_foreign or 0) >= (lg_foreign or 0):
+            take = min(srv_foreign or 0, share)
+            srv_foreign, share = (srv_foreign or 0) - take, share - take
+            lg_foreign = lg_foreign and max(0.0, lg_foreign - share)
+        else:
+            take = min(lg_foreign or 0, share)
+            lg_foreign, share = (lg_foreign or 0) - take, share - take
+            srv_foreign = srv_foreign and max(0.0, srv_foreign - share)
+    run = {
         "value": value,
         "rate": res["rate"],
         "count": count,
@@ -662,9 +876,94 @@ def measure(scenario: str, server: ServerProcess, st: Settings, loadgen: Path) -
         # the load generator's share of its core: its process + softirq (not the neighbours')
         "loadgen_core_busy": _r(lg_core and lg_core["busy"] - (lg_foreign or 0)),
         "steal": _r(srv_core and max(srv_core["steal"], lg_core["steal"] if lg_core else 0)),
-        "errors": res["errors"] + res.get("failed", 0),
-        "server_rss_kb": server.rss_kb(),
+        # what the load generator found wrong (every counted reply / delivery is checked)
+        "errors": res["errors"],
+        "mismatches": res.get("mismatches", 0),
+        "protocol_errors": res.get("protocol_errors", 0),
+        "lost": res.get("lost", 0),
+        "failed_clients": res.get("failed", 0),
+        "server_rss_kb": sum(srv.rss_kb() for srv in servers),
     }
+    if scen.cluster:
+        run.update(cluster_figures(scenario, res, node_cpu, redis_cpu, elapsed, count))
+    if res["errors"]:
+        run["error"] = describe_errors(res)
+    return run
+
+
+def cluster_figures(
+    scenario: str,
+    res: dict,
+    node_cpu: list[float],
+    redis_cpu: float | None,
+    elapsed: float,
+    count: int,
+) -> dict:
+    """The figures of a cluster run: per node, Redis, node B's deliveries on their own."""
+    a_cpu = node_cpu[0]
+    b_cpu = node_cpu[1] if len(node_cpu) > 1 else None  # the raw server (ceiling) is both
+    out: dict[str, Any] = {
+        "node_a_cpu_s": round(a_cpu, 3),
+        "node_b_cpu_s": _r(b_cpu),
+        "node_a_cpu_util": round(a_cpu / elapsed, 3) if elapsed > 0 else None,
+        "node_b_cpu_util": round(b_cpu / elapsed, 3) if elapsed > 0 and b_cpu is not None else None,
+        "redis_cpu_s": _r(redis_cpu),
+        "redis_cpu_util": round(redis_cpu / elapsed, 3)
+        if redis_cpu is not None and elapsed > 0
+        else None,
+        "node_b_clients": res.get("conns2"),
+        "probes": res.get("probes"),
+    }
+    if scenario == "cluster-broadcast":
+        broadcasts = res.get("broadcasts") or 0
+        out.update(
+            {
+                "broadcasts": broadcasts,
+                "node_b_deliveries": res.get("count_2"),
+                "node_b_p50_us": res.get("p50_us_2"),
+                "node_b_p99_us": res.get("p99_us_2"),
+                "redis_cpu_per_broadcast_us": round(redis_cpu / broadcasts * 1e6, 3)
+                if redis_cpu is not None and broadcasts
+                else None,
+            }
+        )
+    else:  # cluster-foreign: count = messages node A published to the room (its one member's)
+        out.update(
+            {
+                "published": count,
+                "published_rate": res["rate"],
+                "node_a_cpu_per_msg_us": round(a_cpu / count * 1e6, 3) if count else None,
+                "node_b_cpu_per_msg_us": round(b_cpu / count * 1e6, 3)
+                if count and b_cpu is not None
+                else None,
+                "redis_cpu_per_msg_us": round(redis_cpu / count * 1e6, 3)
+                if redis_cpu is not None and count
+                else None,
+            }
+        )
+        # the figure: node B's CPU per message, and its share of a core
+        out["value"] = out["node_b_cpu_per_msg_us"]
+        out["server_cpu_util"] = out["node_b_cpu_util"]
+        out["server_cpu_per_op_us"] = out["node_b_cpu_per_msg_us"]
+    return out
+
+
+def describe_errors(res: dict) -> str:
+    parts = [
+        f"{res.get(key, 0)} {label}"
+        for key, label in (
+            ("mismatches", "mismatches"),
+            ("protocol_errors", "protocol errors"),
+            ("lost", "lost"),
+            ("failed", "failed clients"),
+        )
+        if res.get(key)
+    ]
+    text = f"{res['errors']} errors ({', '.join(parts) or 'see the load generator output'})"
+    shown = [line for line in res.get("stderr", []) if line.startswith("loadgen:")]
+    if shown:
+        text += ": " + " | ".join(shown[:2])
+    return text
 
 
 def _r(x: float | None) -> float | None:
@@ -714,7 +1013,7 @@ def measure_idle(server: ServerProcess, st: Settings, loadgen: Path, timeout: fl
     if "rss" not in state:
         raise LoadgenFailed("the idle clients never all connected")
     per_client = (state["rss"] - baseline) / st.idle_clients
-    return {
+    run = {
         "value": round(per_client, 2),
         "baseline_rss_kb": baseline,
         "loaded_rss_kb": state["rss"],
@@ -727,9 +1026,15 @@ def measure_idle(server: ServerProcess, st: Settings, loadgen: Path, timeout: fl
         "server_cpu_util": None,
         "server_cpu_per_op_us": round(state["cpu"] / st.idle_clients * 1e6, 1),
         "loadgen_cpu_util": None,
-        "errors": res["errors"] + res.get("failed", 0),
+        "errors": res["errors"],
+        "mismatches": res.get("mismatches", 0),
+        "protocol_errors": res.get("protocol_errors", 0),
+        "failed_clients": res.get("failed", 0),
         "server_rss_kb": state["rss"],
     }
+    if res["errors"]:
+        run["error"] = describe_errors(res)
+    return run
 
 
 # ------------------------------------------------------------------------------------------------
@@ -761,12 +1066,15 @@ def bench_requirements() -> list[str]:
             "uvicorn[standard]>=0.30",
             "wsproto>=1.2",
             "matplotlib>=3.7",
+            "redis>=5",
+            "hiredis",
         ]
 
 
 def ensure_python_peers() -> None:
     missing = _python_check(
-        "import socketio, engineio, uvicorn, uvloop, httptools, websockets, wsproto, matplotlib"
+        "import socketio, engineio, uvicorn, uvloop, httptools, websockets, wsproto, matplotlib,"
+        " redis, hiredis"
     )
     if not missing:
         return
@@ -787,13 +1095,17 @@ def ensure_node_peers() -> None:
         marker.exists()
         and marker.stat().st_mtime >= lock.stat().st_mtime
         and (modules / "socket.io").is_dir()
+        and (modules / "@socket.io" / "redis-adapter").is_dir()
     ):
         return
     npm = shutil.which("npm")
     if not npm:
         log("bench: npm not found; the Node row will be skipped")
         return
-    log("installing the Node peer: npm ci in bench/ (socket.io 4.8.4 + bufferutil)")
+    log(
+        "installing the Node peer: npm ci in bench/ (socket.io 4.8.4 + bufferutil,"
+        " @socket.io/redis-adapter 8.3.0 + redis 4.7.1)"
+    )
     proc = subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BENCH, check=False
     )
@@ -857,10 +1169,14 @@ def raise_nofile() -> int:
 
 
 def summarise(runs: list[dict]) -> dict:
+    """Medians and ranges over the runs that succeeded; a failed run (an error of the server or
+    the load generator, or errors found in the replies) is kept in "runs" but not counted."""
     ok = [r for r in runs if "error" not in r]
     out: dict[str, Any] = {"runs": runs, "ok": len(ok)}
+    out["failed"] = sum(1 for r in runs if "error" in r and not r.get("skipped"))
     if not ok:
         out["error"] = runs[-1]["error"] if runs else "not run"
+        out["skipped"] = bool(runs) and all(r.get("skipped") for r in runs)
         return out
     for key in (
         "value",
@@ -874,8 +1190,18 @@ def summarise(runs: list[dict]) -> dict:
         "server_core_foreign",
         "loadgen_core_foreign",
         "steal",
+        # cluster scenarios
+        "node_b_p50_us",
+        "node_b_p99_us",
+        "node_a_cpu_util",
+        "node_b_cpu_util",
+        "redis_cpu_util",
+        "redis_cpu_per_broadcast_us",
+        "published_rate",
+        "node_a_cpu_per_msg_us",
+        "redis_cpu_per_msg_us",
     ):
-        vals = [r[key] for r in ok if r.get(key) is not None]
+        vals = [r[key] for r in ok if r.get(key) is not None and r[key] >= 0]
         if vals:
             out[key] = statistics.median(vals)
             out[key + "_min"] = min(vals)
@@ -893,6 +1219,9 @@ def bound_flags(results: dict, ceiling: dict) -> None:
             if "value" not in summary:
                 continue
             reasons = []
+            if not scen.lg_bound_applies:
+                summary["lg_bound"] = ""
+                continue
             if scen.has_ceiling and "value" in ceil:
                 if scen.higher_is_better and summary["value"] >= LG_BOUND * ceil["value"]:
                     reasons.append(f">= {LG_BOUND:.0%} of the ceiling")
@@ -903,38 +1232,113 @@ def bound_flags(results: dict, ceiling: dict) -> None:
             summary["lg_bound"] = "; ".join(reasons)
 
 
+RUN_IDS = itertools.count(1)
+
+
+def start_servers(
+    stack: contextlib.ExitStack,
+    scen: str,
+    spec: ServerSpec,
+    log_path: Path,
+    st: Settings,
+    loadgen: Path,
+) -> list[ServerProcess]:
+    """The server(s) of one run: one; for a cluster scenario two nodes of the same kind on one
+    Redis with a key (channel prefix) of their own, both on the servers' core. The raw server
+    (ceiling) is alone even then: the load generator's two ports both point at it."""
+    if not SCENARIOS[scen].cluster or spec is RAW:
+        return [
+            stack.enter_context(ServerProcess(spec, free_port(), log_path, st.server_cpu, loadgen))
+        ]
+    key = f"fastsio-bench-{os.getpid()}-{next(RUN_IDS)}-{spec.key}"
+    env = {"BENCH_REDIS": REDIS_URL, "BENCH_REDIS_KEY": key, "BENCH_ROOM": f"{key}-room"}
+    nodes = []
+    for node in ("a", "b"):  # B's port is chosen once A is listening: never the same one
+        path = log_path.with_name(f"{log_path.stem}-{node}.log")
+        nodes.append(
+            stack.enter_context(
+                ServerProcess(spec, free_port(), path, st.server_cpu, loadgen, env=env)
+            )
+        )
+    return nodes
+
+
 def run_all(
     servers: list[ServerSpec], scenarios: list[str], st: Settings, loadgen: Path, logdir: Path
 ) -> tuple:
     results: dict[str, dict[str, list[dict]]] = {s: {} for s in scenarios}
     ceiling_runs: dict[str, list[dict]] = {s: [] for s in scenarios if SCENARIOS[s].has_ceiling}
     dead: dict[str, str] = {}
+    # the cluster scenarios: Redis first, then who can be a cluster node
+    redis: Redis | None = None
+    cluster_skip: dict[str, str] = {}  # server key (or "*": every server) -> why not
+    if any(SCENARIOS[s].cluster for s in scenarios):
+        redis = Redis()
+        why = redis.check()
+        if why:
+            log(f"bench: skipping the cluster scenarios: {why}")
+            cluster_skip["*"] = why
+        else:
+            cpu = "its CPU time is read from /proc" if redis.pid else "its CPU time is not known"
+            log(f"bench: Redis {redis.version} on {HOST}:{REDIS_PORT} for the cluster ({cpu})")
+            for spec in servers:
+                why = spec.cluster_check() if spec.cluster_check else "it has no cluster mode"
+                if why:
+                    log(f"bench: {spec.label} skips the cluster scenarios: {why}")
+                    cluster_skip[spec.key] = why
     for rep in range(1, st.repeats + 1):
         for scen in scenarios:
+            cluster = SCENARIOS[scen].cluster
+            if cluster and "*" in cluster_skip:
+                for spec in servers:
+                    results[scen].setdefault(spec.key, []).append(
+                        {"error": cluster_skip["*"], "skipped": True, "repeat": rep}
+                    )
+                continue
             targets = ([RAW] if SCENARIOS[scen].has_ceiling else []) + servers
             for spec in targets:
                 if spec.key in dead:
                     continue
+                if cluster and (spec.key in cluster_skip or f"{spec.key}@cluster" in dead):
+                    why = cluster_skip.get(spec.key) or dead[f"{spec.key}@cluster"]
+                    results[scen].setdefault(spec.key, []).append(
+                        {"error": why, "skipped": True, "repeat": rep}
+                    )
+                    continue
                 tag = f"[{rep}/{st.repeats}] {scen:<9} {spec.label:<36}"
                 log_path = logdir / f"{spec.key}-{scen}-{rep}.log"
+                logs = rel(log_path)
+                if cluster and spec is not RAW:
+                    logs = rel(log_path.with_name(f"{log_path.stem}-{{a,b}}.log"))
                 run: dict | None = None
                 for attempt in range(1 + st.retries):
                     if attempt:
                         log(f"{tag} retrying: the machine was busy with other work")
                     try:
-                        with ServerProcess(
-                            spec, free_port(), log_path, st.server_cpu, loadgen
-                        ) as srv:
-                            again = measure(scen, srv, st, loadgen)
+                        with contextlib.ExitStack() as stack:
+                            nodes = start_servers(stack, scen, spec, log_path, st, loadgen)
+                            again = measure(scen, nodes, st, loadgen, redis if cluster else None)
                     except ServerFailed as exc:
-                        run = {"error": str(exc).splitlines()[0]}
-                        dead[spec.key] = str(exc).splitlines()[0]
+                        first = str(exc).splitlines()[0]
+                        run = {"error": first}
+                        # a server that cannot be a cluster node may still serve on its own
+                        dead[f"{spec.key}@cluster" if cluster and spec is not RAW else spec.key] = (
+                            first
+                        )
                         log(f"{tag} SKIPPED: {exc}")
                         break
                     except LoadgenFailed as exc:
-                        log(f"{tag} FAILED: {exc} (server log: {rel(log_path)})")
+                        log(f"{tag} FAILED: {exc} (server log: {logs})")
                         if run is None or "error" in run:
                             run = {"error": str(exc).splitlines()[0]}
+                        break
+                    if "error" in again:  # the load generator found errors: a failed run
+                        log(
+                            f"{tag} FAILED: {again['error']} (would have been "
+                            f"{fmt_value(scen, again['value'])} {SCENARIOS[scen].unit}; "
+                            f"server log: {logs})"
+                        )
+                        run = again
                         break
                     log(
                         f"{tag} {fmt_value(scen, again['value'])} {SCENARIOS[scen].unit}"
@@ -953,7 +1357,7 @@ def run_all(
     summary = {s: {k: summarise(v) for k, v in per.items()} for s, per in results.items()}
     ceiling = {s: summarise(v) for s, v in ceiling_runs.items()}
     bound_flags(summary, ceiling)
-    return summary, ceiling, dead
+    return summary, ceiling, {k: v for k, v in dead.items() if "@" not in k}
 
 
 def noise(run: dict) -> float:
@@ -973,6 +1377,18 @@ def describe(run: dict) -> str:
     foreign = max(run.get("server_core_foreign") or 0, run.get("loadgen_core_foreign") or 0)
     if foreign >= NOISY:
         parts.append(f"NOISY: other processes took {foreign:.0%} of a core")
+    if run.get("node_b_p50_us") is not None and run["node_b_p50_us"] >= 0:
+        parts.append(
+            f"node B p50 {fmt_us(run['node_b_p50_us'])} p99 {fmt_us(run['node_b_p99_us'])}"
+        )
+    if run.get("node_b_cpu_util") is not None:
+        parts.append(f"CPU A {run['node_a_cpu_util']:.0%} B {run['node_b_cpu_util']:.0%}")
+    if run.get("published_rate") is not None:
+        parts.append(f"A published {run['published_rate']:,.0f} msg/s")
+    if run.get("node_a_cpu_per_msg_us") is not None:
+        parts.append(f"A {run['node_a_cpu_per_msg_us']:.2f} us/msg")
+    if run.get("redis_cpu_util") is not None:
+        parts.append(f"Redis CPU {run['redis_cpu_util']:.0%}")
     if run.get("errors"):
         parts.append(f"{run['errors']} errors")
     return ("  (" + ", ".join(parts) + ")") if parts else ""
@@ -999,6 +1415,8 @@ def fmt_value(scen: str, v: float | None) -> str:
         return f"{v:,.0f}"
     if scen == "idle":
         return f"{v:,.1f}"
+    if scen == "cluster-foreign":
+        return f"{v:,.2f}"
     return f"{v:,.0f}"
 
 
@@ -1068,7 +1486,12 @@ def table_rows(summary: dict, ceiling: dict, servers: list[ServerSpec]) -> list[
                         "-",
                         "-",
                         "-",
-                        "skipped: " + summ.get("error", "")[:70],
+                        (
+                            "skipped: "
+                            if summ.get("skipped") or not summ.get("failed")
+                            else f"FAILED ({summ['failed']} of {len(summ['runs'])} runs): "
+                        )
+                        + summ.get("error", "")[:90],
                     ]
                 )
                 continue
@@ -1093,8 +1516,9 @@ def table_rows(summary: dict, ceiling: dict, servers: list[ServerSpec]) -> list[
             )
             if foreign >= NOISY:
                 note.append(f"noisy: other processes took {foreign:.0%} of a core")
-            if summ.get("ok", 0) < len(summ.get("runs", [])):
-                note.append(f"{len(summ['runs']) - summ['ok']} failed runs")
+            if summ.get("failed"):
+                note.append(f"{summ['failed']} FAILED runs (not counted)")
+            note += cluster_notes(scen_key, summ)
             is_ref = key == "ceiling"
             rows.append(
                 [
@@ -1113,6 +1537,27 @@ def table_rows(summary: dict, ceiling: dict, servers: list[ServerSpec]) -> list[
                 ]
             )
     return rows
+
+
+def cluster_notes(scen_key: str, summ: dict) -> list[str]:
+    """What the cluster rows carry beside the figure."""
+    out = []
+    if scen_key == "cluster-broadcast":
+        if summ.get("node_b_p50_us") is not None:
+            out.append(
+                f"node B's clients p50 {fmt_us(summ['node_b_p50_us'])}"
+                f" p99 {fmt_us(summ.get('node_b_p99_us'))}"
+            )
+        if summ.get("node_a_cpu_util") is not None and summ.get("node_b_cpu_util") is not None:
+            out.append(f"CPU A {summ['node_a_cpu_util']:.0%} B {summ['node_b_cpu_util']:.0%}")
+    elif scen_key == "cluster-foreign":
+        if summ.get("published_rate") is not None:
+            out.append(f"A published {summ['published_rate']:,.0f} msg/s")
+        if summ.get("node_a_cpu_per_msg_us") is not None:
+            out.append(f"A {summ['node_a_cpu_per_msg_us']:.1f} us/msg")
+    if summ.get("redis_cpu_util") is not None:
+        out.append(f"Redis CPU {summ['redis_cpu_util']:.0%}")
+    return out
 
 
 def render_text(rows: list[list[str]]) -> str:
@@ -1156,7 +1601,12 @@ LEGEND = (
     "kernel's network softirq work is not in it); CPU/op: that per message, delivery, connection\n"
     "or idle client. LG core: the load generator's share of its core (its process + softirq).\n"
     "x Node, x py-sio: how many times better than that server (throughput ratio; for latency and\n"
-    "memory the inverse), '>=' when our figure is load-generator bound, '<=' when theirs is."
+    "memory the inverse), '>=' when our figure is load-generator bound, '<=' when theirs is.\n"
+    "Every counted reply / delivery is checked; a run with any error is FAILED and not counted.\n"
+    "cluster: two nodes of the server on one Redis, both on the servers' core. broadcast: srv CPU\n"
+    "and CPU/op are both nodes' together; p50/p99 over all deliveries (node B's in the note).\n"
+    "foreign: node A publishes to a room held only on A; the figure, srv CPU and CPU/op are node\n"
+    "B's (no socket of the room) CPU per message published; p50/p99: the room member's round trip."
 )
 
 
@@ -1234,7 +1684,9 @@ def write_chart(path: Path, summary: dict, ceiling: dict, servers: list[ServerSp
                     fontsize=7,
                     va="bottom",
                 )
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.yaxis.set_major_formatter(
+            FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 10 or v == 0 else f"{v:g}")
+        )
         better = "higher is better" if scen.higher_is_better else "lower is better"
         ax.set_title(f"{scen.title}\n{scen.unit}, {better}", fontsize=9)
         ax.tick_params(axis="y", labelsize=8)
@@ -1268,7 +1720,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="SCENARIO",
-        help=f"run only these scenarios ({', '.join(SCENARIOS)}); repeatable or comma-separated",
+        help=f"run only these scenarios ({', '.join(SCENARIOS)}; cluster = both cluster ones);"
+        " repeatable or comma-separated",
     )
     p.add_argument(
         "--servers",
@@ -1349,10 +1802,15 @@ def main(argv: list[str] | None = None) -> int:
         log("bench: fewer than 2 cores; server and load generator will share one")
         st.server_cpu = st.loadgen_cpu = "0"
 
-    scenarios = [s for item in args.only for s in item.split(",") if s] or list(SCENARIOS)
-    for s in scenarios:
-        if s not in SCENARIOS:
-            sys.exit(f"bench: unknown scenario {s!r}; choose from {', '.join(SCENARIOS)}")
+    asked = [s for item in args.only for s in item.split(",") if s] or list(SCENARIOS)
+    scenarios: list[str] = []
+    for s in asked:
+        if s not in SCENARIOS and s not in SCENARIO_GROUPS:
+            choices = ", ".join([*SCENARIOS, *SCENARIO_GROUPS])
+            sys.exit(f"bench: unknown scenario {s!r}; choose from {choices}")
+        for one in SCENARIO_GROUPS.get(s, [s]):
+            if one not in scenarios:
+                scenarios.append(one)
     server_keys = [s for s in args.servers.split(",") if s]
     for s in server_keys:
         if s not in SERVERS:
