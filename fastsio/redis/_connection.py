@@ -236,6 +236,7 @@ class _Link:
         for future in replies:
             if future is not None and not future.done():
                 future.set_exception(ConnectionError(f"{self.name}: connection to Redis lost"))
+        self._on_lost()
         if self.closed:
             return
         self.logger.warning(
@@ -244,11 +245,10 @@ class _Link:
             self.options,
             exc or "closed",
         )
-        self._on_lost()
         self._reconnecting = asyncio.ensure_future(self._reconnect())
 
     def _on_lost(self) -> None:
-        pass
+        """The connection is gone (closed on purpose or not): release what waits on it."""
 
     async def _reconnect(self) -> None:
         delay = RECONNECT_DELAY_MIN

@@ -133,7 +133,7 @@ class RedisAdapterFactory:
             self.subscriber = SubscribeLink(self.options, logger, self.subscriber.name)
 
 
-class _DropLog:
+class DropLog:
     """Logs malformed messages from the channels, without letting a flood flood the log."""
 
     def __init__(self, what: str) -> None:
@@ -171,8 +171,8 @@ class RedisAdapter(InMemoryAdapter):
         self.requests = PendingRequests()
         # broadcasts with acks this server sent: request id -> (client count callback, ack)
         self.ack_requests: dict[str, tuple[Callable, Callable]] = {}
-        self._drop_broadcast = _DropLog("broadcast")
-        self._drop_request = _DropLog("request")
+        self._drop_broadcast = DropLog("broadcast")
+        self._drop_request = DropLog("request")
         self._initialised = False
 
     def __repr__(self) -> str:

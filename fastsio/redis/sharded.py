@@ -36,7 +36,7 @@ import orjson
 from ..adapter import InMemoryAdapter
 from ..cluster import MALFORMED, MAY_CONTAIN_BINARY, ClusterAdapter, MessageType, has_binary
 from ._codec import json_dumps, json_loads, pack, unpack
-from .adapter import RedisAdapterFactory, _DropLog
+from .adapter import DropLog, RedisAdapterFactory
 
 __all__ = [
     "SUBSCRIPTION_MODES",
@@ -146,7 +146,7 @@ class ShardedRedisAdapter(ClusterAdapter):
         self._own_json = b',"uid":"' + self.uid.encode() + b'","nsp":' + nsp_json + b"}"
         self._own_msgpack = b"\xa3uid" + pack(self.uid) + b"\xa3nsp" + pack(nsp.name)
         self._own_messages = (self._own_json, self._own_msgpack)
-        self._drop = _DropLog("sharded adapter message")
+        self._drop = DropLog("sharded adapter message")
         self._initialised = False
 
     # -- lifecycle -------------------------------------------------------------------------------

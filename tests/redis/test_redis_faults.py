@@ -206,3 +206,24 @@ def test_redis_py_client_settings_are_reused():
         "u",
         "p",
     )
+
+
+async def test_closing_a_link_releases_a_subscribe_waiting_for_its_confirmation():
+    from fastsio.redis._connection import ConnectionOptions, SubscribeLink
+
+    async def silent(reader, writer):  # a "Redis" that accepts and never answers
+        await reader.read()
+        writer.close()
+
+    mute = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = mute.sockets[0].getsockname()[1]
+    link = SubscribeLink(ConnectionOptions(port=port), logging.getLogger("test"), "test")
+    try:
+        await link.start()
+        waiting = asyncio.ensure_future(link.subscribe("some-channel", lambda ch, msg: None))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        await link.close()
+        await asyncio.wait_for(waiting, 2)
+    finally:
+        mute.close()
