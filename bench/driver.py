@@ -1357,7 +1357,15 @@ def run_all(
     summary = {s: {k: summarise(v) for k, v in per.items()} for s, per in results.items()}
     ceiling = {s: summarise(v) for s, v in ceiling_runs.items()}
     bound_flags(summary, ceiling)
-    return summary, ceiling, {k: v for k, v in dead.items() if "@" not in k}
+    redis_info = {}
+    if redis is not None:
+        redis_info = {
+            "url": REDIS_URL,
+            "version": redis.version,
+            "cpu_known": redis.pid is not None,
+            "error": cluster_skip.get("*"),
+        }
+    return summary, ceiling, {k: v for k, v in dead.items() if "@" not in k}, redis_info
 
 
 def noise(run: dict) -> float:
@@ -1860,7 +1868,7 @@ def main(argv: list[str] | None = None) -> int:
             " the figures will be noisy (runs disturbed by them are retried and marked)"
         )
     t0 = time.monotonic()
-    summary, ceiling, dead = run_all(servers, scenarios, st, loadgen, logdir)
+    summary, ceiling, dead, redis = run_all(servers, scenarios, st, loadgen, logdir)
     skipped.update({k: v for k, v in dead.items() if k not in skipped})
     # rows for skipped servers, so the table says why they are missing
     all_specs = [SERVERS[k] for k in server_keys]
@@ -1876,6 +1884,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{st.repeats} repeat(s), {st.warmup:g} s warm-up + {st.duration:g} s per measurement;"
         f" servers pinned to core {st.server_cpu}, load generator to core {st.loadgen_cpu}"
         + (f"; nice {NICE}" if NICE else "")
+        + (
+            f"\ncluster: both nodes pinned to core {st.server_cpu}, Redis {redis['version']} on"
+            f" {HOST}:{REDIS_PORT} not pinned"
+            if redis.get("version")
+            else ""
+        )
         + f"\nother processes used {busy:.0%} of the machine's CPU when it started"
     )
     ceiling_line = "load-generator ceiling (raw C server): " + ", ".join(
@@ -1905,6 +1919,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine_busy_at_start": round(busy, 3),
         "servers": {s.key: {"label": s.label, "note": s.note} for s in all_specs},
         "skipped": skipped,
+        "redis": redis,
         "ceiling": ceiling,
         "results": summary,
     }
