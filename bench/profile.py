@@ -102,7 +102,10 @@ def main(argv: list | None = None) -> int:
     )
     p.add_argument("server", choices=list(driver.SERVERS))
     p.add_argument(
-        "--scenario", default="echo", choices=[s for s in driver.SCENARIOS if s != "idle"]
+        "--scenario",
+        default="echo",
+        # one server process: not idle, not the cluster scenarios (two nodes on Redis)
+        choices=[k for k, s in driver.SCENARIOS.items() if k != "idle" and not s.cluster],
     )
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--no-perf", action="store_true")
