@@ -157,7 +157,8 @@ class ServerSpec:
     cwd: Path = ROOT
     check: Callable[[], str | None] | None = None  # -> why it cannot run, or None
     note: str = ""
-    # -> why it cannot be a cluster node (BENCH_REDIS set), or None; None: it cannot at all
+    # -> why it cannot be a cluster node (BENCH_REDIS set) here, or None if it can; a spec
+    # without one has no cluster mode
     cluster_check: Callable[[], str | None] | None = None
 
 
