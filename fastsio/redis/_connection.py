@@ -162,6 +162,10 @@ class _Link:
         self.protocol: _Protocol | None = None
         self.closed = False
         self._replies: deque = deque()  # futures (or None: reply not wanted), in command order
+        self._batch: list = []  # commands queued for the end of the loop tick
+        self._batch_bytes = 0
+        self._flush_scheduled = False
+        self._loop: Any = None
         self._reconnecting: asyncio.Task | None = None
 
     @property
@@ -172,7 +176,7 @@ class _Link:
         await self._connect()
 
     async def _connect(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         options = self.options
         factory = lambda: _Protocol(self)
         if options.path:
@@ -203,7 +207,23 @@ class _Link:
         protocol = self.protocol
         if protocol is None:
             raise ConnectionError(f"{self.name}: not connected to Redis")
-        protocol.transport.write(data)
+        if self._batch:
+            self._batch.append(data)
+            self._flush()
+        else:
+            protocol.transport.write(data)
+
+    def _flush(self) -> None:
+        """Write the queued commands (in the order their replies are expected)."""
+        self._flush_scheduled = False
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = []
+        self._batch_bytes = 0
+        protocol = self.protocol
+        if protocol is not None:
+            protocol.transport.write(b"".join(batch))
 
     def call(self, *args: Any) -> asyncio.Future:
         """Send a command; the future gets its reply (an exception for an error reply)."""
@@ -232,6 +252,8 @@ class _Link:
         if protocol is not self.protocol:
             return  # a connection that failed while connecting
         self.protocol = None
+        self._batch = []
+        self._batch_bytes = 0
         replies, self._replies = self._replies, deque()
         for future in replies:
             if future is not None and not future.done():
@@ -282,13 +304,25 @@ class CommandLink(_Link):
 
     def publish(self, channel: str | bytes, message: bytes, command: bytes = b"PUBLISH") -> bool:
         """Queue a PUBLISH (or SPUBLISH) and return at once; False when it was dropped because
-        the connection is down or Redis reads too slowly."""
+        the connection is down or Redis reads too slowly.
+
+        The publishes of one loop tick leave in one write: Redis then reads them in one go and
+        hands a subscriber many messages per read, which is what keeps the receiving servers'
+        cost per message low (one write per message made every node wake up per message)."""
         protocol = self.protocol
-        if protocol is None or protocol.transport.get_write_buffer_size() > MAX_PENDING_BYTES:
+        if (
+            protocol is None
+            or self._batch_bytes + protocol.transport.get_write_buffer_size() > MAX_PENDING_BYTES
+        ):
             self._drop()
             return False
-        protocol.transport.write(encode_command((command, channel, message)))
+        command_bytes = encode_command((command, channel, message))
+        self._batch.append(command_bytes)
+        self._batch_bytes += len(command_bytes)
         self._replies.append(None)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
         return True
 
     def _drop(self) -> None:
