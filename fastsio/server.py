@@ -119,6 +119,9 @@ class Server:
         self.http: Any = None
         #: the port listened on (set by start(); useful with port 0)
         self.port: int | None = None
+        #: this process's place among ``--workers`` processes (a fastsio.workers.WorkerInfo), or
+        #: None in a single process; set by the supervisor before start()
+        self.worker: Any = None
 
         # ack ids: one counter for the whole server, so that one broadcast packet can carry the
         # same id to every socket (of several namespaces, for a dynamic parent)
