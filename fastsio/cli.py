@@ -222,6 +222,9 @@ def run_server(options: argparse.Namespace) -> int:
         sio.static_files = static
 
     speedups = "compiled" if speedups_enabled() else "pure Python"
+    workers = getattr(options, "workers", "1")
+    if workers not in ("1", 1):
+        return run_server_workers(sio, options, workers, speedups)
     print(
         f"fastsio {version()} running on {format_url(options.host, options.port)}"
         f" (speedups: {speedups})",
@@ -239,6 +242,33 @@ def run_server(options: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def run_server_workers(sio: Any, options: argparse.Namespace, workers: str, speedups: str) -> int:
+    """``--workers N``: the supervising parent (fastsio.workers); prints once the port is bound."""
+    from .workers import run_workers, worker_count
+
+    try:
+        count = worker_count(workers)
+    except ValueError as exc:
+        raise UsageError(f"--workers {workers!r}: must be a number >= 1, 0 or 'auto'") from exc
+
+    def listening(port: int) -> None:
+        print(
+            f"fastsio {version()} running on {format_url(options.host, port)} with {count}"
+            f" worker process(es) (speedups: {speedups})",
+            flush=True,
+        )
+
+    try:
+        return run_workers(sio, options.host, options.port, count, on_listening=listening)
+    except OSError as exc:
+        print(
+            f"fastsio: error: cannot serve on {options.host}:{options.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
 
 
 # -- --reload: a watching parent and a serving child ------------------------------------------
@@ -375,6 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", choices=LOG_LEVELS, default="info", help="logging level (default info)"
     )
     run.add_argument(
+        "--workers",
+        default="1",
+        metavar="N",
+        help="worker processes on the one port, sharing rooms and broadcasts"
+        " (0 or 'auto': one per core; default 1)",
+    )
+    run.add_argument(
         "--reload",
         action="store_true",
         help="restart the server when a .py file under the app's directory changes",
@@ -401,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--port {options.port}: must be between 1 and 65535")
     try:
         if options.reload:
+            if options.workers != "1":
+                print("fastsio: --reload runs one worker process", file=sys.stderr, flush=True)
             return run_with_reload(options)
         return run_server(options)
     except UsageError as exc:

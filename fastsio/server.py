@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -260,6 +261,19 @@ class Server:
 
     # -- adapters --------------------------------------------------------------------------------
 
+    def use_adapter(self, factory: Callable[[Namespace], Any]) -> None:
+        """Give every namespace an adapter made by ``factory`` (as ``Server(adapter=...)``);
+        only before the server starts."""
+        if self._adapters_running:
+            raise RuntimeError("use_adapter() must be called before the server starts")
+        self.adapter_class = factory
+        self._adapters = []
+        for nsp in self._namespaces.values():
+            nsp.adapter = nsp._create_adapter()
+            self._adapters.append(nsp.adapter)
+        for parent in self._parent_list:
+            self._adapters.append(parent.adapter)
+
     def _adapter_created(self, adapter: Any) -> None:
         """A namespace made its adapter: initialised with the others at start(), or now (in the
         background) if the server already runs."""
@@ -326,9 +340,12 @@ class Server:
 
     # -- running ---------------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 8000) -> Any:
-        """Listen on ``host:port`` and return once listening (the asyncio server). The bound
-        port is stored in ``self.port`` (useful with ``port=0``)."""
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 8000, *, sock: socket.socket | None = None
+    ) -> Any:
+        """Listen on ``host:port`` (or on ``sock``, a bound socket) and return once listening
+        (the asyncio server). The bound port is stored in ``self.port`` (useful with
+        ``port=0``)."""
         if self.http is not None:
             raise RuntimeError("the server is already started")
         from .engine import EngineServer
@@ -361,7 +378,7 @@ class Server:
         self._stopped = asyncio.Event()
         try:
             await self._start_adapters()
-            listener = await http.start(host, port)
+            listener = await http.start(host, port, sock=sock)
         except BaseException:
             await self._close_adapters()
             raise
@@ -371,10 +388,12 @@ class Server:
         self.port = listener.sockets[0].getsockname()[1]
         return listener
 
-    async def serve(self, host: str = "127.0.0.1", port: int = 8000) -> None:
+    async def serve(
+        self, host: str = "127.0.0.1", port: int = 8000, *, sock: socket.socket | None = None
+    ) -> None:
         """Start, then wait until the server is closed (``close()``, or the task is cancelled:
         it closes then)."""
-        await self.start(host, port)
+        await self.start(host, port, sock=sock)
         stopped = self._stopped
         assert stopped is not None
         try:
@@ -382,14 +401,29 @@ class Server:
         finally:
             await self.close()
 
-    def run(self, host: str = "127.0.0.1", port: int = 8000) -> None:
+    def run(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        workers: int | str = 1,
+        sock: socket.socket | None = None,
+    ) -> None:
         """Serve until interrupted (Ctrl-C or SIGTERM close cleanly), on uvloop when it is
-        installed. Blocks."""
+        installed. Blocks. ``workers``: that many processes on the one port (0 or "auto": one
+        per core), sharing rooms and broadcasts (see :mod:`fastsio.workers`)."""
+        if workers != 1:
+            from .workers import run_workers
+
+            status = run_workers(self, host, port, workers)
+            if status:
+                raise SystemExit(status)
+            return
         try:
             import uvloop
         except ImportError:  # pragma: no cover - uvloop is a dependency where it exists
             uvloop = None  # type: ignore[assignment]
-        main = self._run_main(host, port)
+        main = self._run_main(host, port, sock)
         try:
             if sys.version_info >= (3, 11):
                 loop_factory = uvloop.new_event_loop if uvloop is not None else None
@@ -402,13 +436,13 @@ class Server:
         except KeyboardInterrupt:
             pass
 
-    async def _run_main(self, host: str, port: int) -> None:
+    async def _run_main(self, host: str, port: int, sock: socket.socket | None = None) -> None:
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGTERM, self._request_stop)
         except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
             pass  # not on this platform / not the main thread
-        await self.serve(host, port)
+        await self.serve(host, port, sock=sock)
 
     def _request_stop(self) -> None:
         if self._stopped is not None:
