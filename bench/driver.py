@@ -246,6 +246,17 @@ SERVERS: dict[str, ServerSpec] = {
             check=lambda: check_fastsio(False),
             cluster_check=lambda: check_fastsio_cluster(False),
         ),
+        # --workers 2 on the same one core as the others: its CPU per message against
+        # fastsio's is what the workers' bus costs (the parent's relay included), i.e. the
+        # per-core efficiency that several cores would each get
+        ServerSpec(
+            "fastsio-2w",
+            "fastsio (compiled, 2 workers)",
+            [PY, "bench/servers/fastsio_app.py", "{host}", "{port}"],
+            env={"BENCH_WORKERS": "2"},
+            check=lambda: check_fastsio(True),
+            note="--workers 2, both pinned with the parent to the server core",
+        ),
         ServerSpec(
             "pysio",
             "python-socketio",
@@ -1632,6 +1643,7 @@ def write_chart(path: Path, summary: dict, ceiling: dict, servers: list[ServerSp
     colours = {
         "fastsio": "#d62728",
         "fastsio-pure": "#ff9896",
+        "fastsio-2w": "#8c564b",
         "pysio": "#1f77b4",
         "node": "#2ca02c",
         "pysio-websockets": "#aec7e8",

@@ -5,6 +5,7 @@
 
 Usage: python bench/servers/fastsio_app.py HOST PORT
 FASTSIO_NO_EXTENSIONS=1 selects the pure-Python codecs (the driver runs both variants).
+BENCH_WORKERS=N runs N worker processes on the port (fastsio.workers; the driver's fastsio-2w).
 BENCH_REDIS=redis://... makes the server a cluster node on that Redis (fastsio's Redis adapter,
 key BENCH_REDIS_KEY, default "socket.io"); BENCH_ROOM names the room (default "room").
 """
@@ -24,6 +25,7 @@ from fastsio import _impl
 REDIS = os.environ.get("BENCH_REDIS")
 KEY = os.environ.get("BENCH_REDIS_KEY", "socket.io")
 ROOM = os.environ.get("BENCH_ROOM", "room")
+WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
 
 if REDIS:
     from fastsio.redis import create_adapter
@@ -59,8 +61,9 @@ def main() -> None:
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
     codecs = "compiled" if _impl.SPEEDUPS else "pure"
     cluster = f", Redis adapter on {REDIS} key {KEY!r}" if REDIS else ""
-    print(f"fastsio ({codecs} codecs{cluster}) listening on {host}:{port}", flush=True)
-    sio.run(host, port)
+    workers = f", {WORKERS} workers" if WORKERS != 1 else ""
+    print(f"fastsio ({codecs} codecs{cluster}{workers}) listening on {host}:{port}", flush=True)
+    sio.run(host, port, workers=WORKERS)
 
 
 if __name__ == "__main__":
