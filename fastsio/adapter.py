@@ -263,6 +263,11 @@ class InMemoryAdapter(Adapter):
     by its own id. Methods that select sockets take a :class:`BroadcastOptions`.
     """
 
+    #: ``listener("join" | "leave", room, sid)`` for every change of a local socket's rooms
+    #: (Node's adapter events "join-room" / "leave-room"; the Admin UI's instrumentation uses
+    #: it). None: nothing is called, nothing is paid.
+    room_listener: Callable[[str, Any, str], None] | None = None
+
     def __init__(self, nsp: Any) -> None:
         self.nsp = nsp
         self.rooms: dict = {}
@@ -271,6 +276,9 @@ class InMemoryAdapter(Adapter):
     # room bookkeeping
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
         """Add socket ``sid`` to every room in ``rooms``."""
+        if self.room_listener is not None:
+            self._add_all_observed(sid, rooms)
+            return
         own = self.sids.get(sid)
         if own is None:
             own = self.sids[sid] = set()
@@ -286,9 +294,12 @@ class InMemoryAdapter(Adapter):
     def delete(self, sid: str, room: str) -> None:
         """Remove socket ``sid`` from ``room``."""
         own = self.sids.get(sid)
+        joined = own is not None and room in own
         if own is not None:
             own.discard(room)
         self._leave(room, sid)
+        if joined and self.room_listener is not None:
+            self.room_listener("leave", room, sid)
 
     def del_all(self, sid: str) -> None:
         """Remove socket ``sid`` from all its rooms."""
@@ -296,6 +307,23 @@ class InMemoryAdapter(Adapter):
         if own:
             for room in own:
                 self._leave(room, sid)
+            listener = self.room_listener
+            if listener is not None:
+                for room in own:
+                    listener("leave", room, sid)
+
+    def _add_all_observed(self, sid: str, rooms: Iterable[str]) -> None:
+        rooms = tuple(rooms)
+        own = self.sids.get(sid) or ()
+        joined = [room for room in dict.fromkeys(rooms) if room not in own]
+        listener = self.room_listener
+        self.room_listener = None  # the plain path, then the notifications
+        try:
+            self.add_all(sid, rooms)
+        finally:
+            self.room_listener = listener
+        for room in joined:
+            listener("join", room, sid)  # type: ignore[misc]
 
     def _leave(self, room: str, sid: str) -> None:
         members = self.rooms.get(room)

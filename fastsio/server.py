@@ -138,6 +138,8 @@ class Server:
         self._adapters: list = []
         self._adapters_running = False
         self._adapter_tasks: set = set()
+        self._namespace_listeners: list = []
+        self._services: list = []
         #: the main namespace "/"
         self.main_namespace: Namespace = self.of("/")
 
@@ -157,6 +159,7 @@ class Server:
             nsp = self._namespaces.get(name)
             if nsp is None:
                 nsp = self._namespaces[name] = Namespace(self, name)
+                self._namespace_created(nsp)
             return nsp
         if isinstance(name, re.Pattern) or callable(name):
             parent = self._parents.get(name)
@@ -175,7 +178,52 @@ class Server:
     def _add_child_namespace(self, parent: ParentNamespace, name: str) -> Namespace:
         child = parent._create_child(name)
         self._namespaces[name] = child
+        self._namespace_created(child)
         return child
+
+    def instrument(
+        self,
+        *,
+        auth: dict | None,
+        mode: str = "development",
+        namespace: str = "/admin",
+        server_id: str | None = None,
+        read_only: bool = False,
+    ) -> Any:
+        """Serve the official Socket.IO Admin UI's protocol (Node's ``instrument(io, ...)``).
+
+        ``auth``: ``{"username": ..., "password": ...}`` where the password is a bcrypt hash (as
+        Node requires; ``pip install 'fastsio[admin]'``) or, for development, plain; None lets
+        anyone in. ``mode="production"`` reports only the stats, not every event. See
+        :mod:`fastsio.admin`."""
+        from .admin import instrument
+
+        return instrument(
+            self,
+            auth=auth,
+            mode=mode,
+            namespace=namespace,
+            server_id=server_id,
+            read_only=read_only,
+        )
+
+    def on_new_namespace(self, listener: Callable[[Namespace], None]) -> Callable:
+        """Call ``listener(nsp)`` for every namespace created from now on, dynamic children
+        included (Node's ``io.on("new_namespace")``)."""
+        self._namespace_listeners.append(listener)
+        return listener
+
+    def _namespace_created(self, nsp: Namespace) -> None:
+        for listener in tuple(self._namespace_listeners):
+            listener(nsp)
+
+    def add_service(self, service: Any) -> None:
+        """Run ``service.start()`` when the server has started (now, if it runs) and
+        ``service.stop()`` when it closes: timers and the like of an extension (the Admin UI's
+        instrumentation)."""
+        self._services.append(service)
+        if self.http is not None:
+            service.start()
 
     # -- the main namespace's API ----------------------------------------------------------------
 
@@ -386,6 +434,8 @@ class Server:
         self.http = http
         self._listener = listener
         self.port = listener.sockets[0].getsockname()[1]
+        for service in tuple(self._services):
+            service.start()
         return listener
 
     async def serve(
@@ -455,6 +505,8 @@ class Server:
             return
         self._closing = True
         try:
+            for service in tuple(self._services):
+                service.stop()
             for client in list(self._clients):
                 client._on_close("server shutting down")
                 client.session.close("server shutting down")
