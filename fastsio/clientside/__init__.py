@@ -1,0 +1,6 @@
+"""The client side: ``fastsio.AsyncClient`` (asyncio) and ``fastsio.SimpleClient`` (blocking), on
+fastsio's own codecs. See ``asyncclient.py`` and ``simpleclient.py``."""
+
+from .asyncclient import AsyncClient, ClientSocket, ConnectError, Manager
+
+__all__ = ["AsyncClient", "ClientSocket", "ConnectError", "Manager"]
