@@ -52,6 +52,9 @@ EXTENSIONS = [
     _extension("json_c", os.path.join(PACKAGE_DIR, "json_c.pyx")),
     # the per-connection WebSocket class (fastsio/http/websocket.py), cimporting that FrameReader
     _extension("wsconn_c", os.path.join(SOURCE_DIR, "wsconn_c.py"), cimports=("websocket_c",)),
+    # the Redis adapter's subscription reader (fastsio/redis/_reader.py); needs hiredis at run
+    # time, like its twin, and is used by fastsio.redis only (_impl.redis_reader)
+    _extension("respreader_c", os.path.join(SOURCE_DIR, "respreader_c.py")),
 ]
 
 COMPILER_DIRECTIVES = {

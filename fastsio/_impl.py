@@ -95,6 +95,23 @@ if not NO_EXTENSIONS:  # pragma: no branch - depends on the build
         else:
             msgpack_parser = _msgpack_parser_c
 
+# -- the Redis subscription reader ----------------------------------------------------------------
+
+
+def redis_reader() -> Any:
+    """The compiled Redis subscription reader (fastsio/redis/_reader.py compiled:
+    ``respreader_c``), or None: with ``FASTSIO_NO_EXTENSIONS``, when it is not built, or without
+    hiredis (which it imports). fastsio.redis asks when it is imported (so fastsio alone never
+    imports hiredis); without it, its subscribed links parse with hiredis alone."""
+    if NO_EXTENSIONS:
+        return None
+    try:
+        from ._speedups import respreader_c  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return respreader_c
+
+
 # -- the WebSocket connection classes ------------------------------------------------------------
 #
 # The compiled ones need the compiled FrameReader (their reader is typed as websocket_c's), so they

@@ -10,7 +10,10 @@ Channels, per namespace (``key`` defaults to ``"socket.io"``):
 - ``{key}-response#{nsp}#`` and ``{key}-response#{nsp}#{uid}#`` the answers.
 
 A message for a room channel is dropped before its body is decoded when this server holds no
-socket in that room, so a node pays almost nothing for other nodes' rooms. The number of servers
+socket in that room, so a node pays almost nothing for other nodes' rooms; so is this server's
+own broadcast coming back from Redis (its body starts with this server's uid). With the compiled
+reader (fastsio/redis/_reader.py) both are dropped before the message is even parsed into
+Python objects. The number of servers
 is ``PUBSUB NUMSUB`` of the request channel (every server subscribes to it once).
 """
 
@@ -26,7 +29,7 @@ from ..adapter import BroadcastOptions, InMemoryAdapter
 from ..cluster import PendingRequests, RemoteSocket, new_uid, socket_details
 from ..exceptions import AdapterTimeoutError
 from ._codec import json_dumps, json_loads, pack, unpack
-from ._connection import CommandLink, SubscribeLink, connection_options
+from ._connection import CommandLink, SubscribeLink, broadcast_filter, connection_options
 
 __all__ = ["RedisAdapter", "RedisAdapterFactory", "RequestType", "create_adapter"]
 
@@ -168,6 +171,8 @@ class RedisAdapter(InMemoryAdapter):
         self._channel_prefix = self.channel.encode()
         self._response_prefix = self.response_channel.encode()
         self._prefix_length = len(self._channel_prefix)
+        # how this server's own broadcasts begin ([uid, packet, opts] in MessagePack)
+        self._own_prefix = b"\x93" + pack(self.uid)
         self.requests = PendingRequests()
         # broadcasts with acks this server sent: request id -> (client count callback, ack)
         self.ack_requests: dict[str, tuple[Callable, Callable]] = {}
@@ -183,7 +188,11 @@ class RedisAdapter(InMemoryAdapter):
     async def init(self) -> None:
         await self.factory.acquire()
         subscriber = self.factory.subscriber
-        await subscriber.psubscribe(self.channel + "*", self._on_broadcast)
+        await subscriber.psubscribe(
+            self.channel + "*",
+            self._on_broadcast,
+            wants=broadcast_filter(self._prefix_length, self.rooms, self._own_prefix),
+        )
         for channel in (
             self.request_channel,
             self.response_channel,
@@ -257,10 +266,13 @@ class RedisAdapter(InMemoryAdapter):
                 room = channel[prefix_length:-1].decode()
             except UnicodeDecodeError:
                 return
-            if room not in self.rooms and not (room.isdigit() and int(room) in self.rooms):
+            rooms = self.rooms
+            if room not in rooms and not (room.isascii() and room.isdigit() and int(room) in rooms):
                 return
         elif channel != self._channel_prefix:
             return
+        if message.startswith(self._own_prefix):
+            return  # our own, back from Redis
         try:
             uid, raw_packet, raw_opts = unpack(message)
             if uid == self.uid:

@@ -10,6 +10,7 @@ import time
 import pytest
 
 import fastsio
+import fastsio.redis._connection
 from fastsio.redis import create_adapter
 from tests.conftest import server_url
 
@@ -102,6 +103,40 @@ async def test_rooms_and_except_both_ways(mixed):
     assert nc.seen("event", name="n", event="only_py") == []
     assert nc.seen("event", name="n", event="not_node") == []
     assert ev["args"] == []
+
+
+async def test_foreign_rooms_and_own_echoes_are_dropped_unread(mixed):
+    """A room channel message for a room no local socket is in, and this server's own broadcast
+    back from Redis, never reach the handler with the compiled reader (``dropped_unread``), and
+    are dropped by the handler before decoding without it; a held room's message arrives."""
+    sio, js, pc, py_id, _nc, _node_id = mixed
+    adapter = sio.main_namespace.adapter
+    link = adapter.factory.subscriber
+    key = (adapter.channel + "*").encode()
+    handled = []
+    original = link.patterns[key]
+    link.patterns[key] = lambda channel, message: (
+        handled.append(channel),
+        original(channel, message),
+    )
+    sio.sockets[py_id].join("held")
+    before = link.dropped_unread
+    for _ in range(3):
+        await js.call("emit", to=["node-only"], event="foreign")
+    await js.call("emit", to=["7"], event="foreign")  # a numeric room nobody holds
+    sio.to("held").emit("own")  # comes back from Redis: our own
+    await js.call("emit", to=["held"], event="held")
+    await pc.expect("event", name="p", event="own")
+    await pc.expect("event", name="p", event="held")
+    held = f"{adapter.channel}held#".encode()
+    if fastsio.redis._connection._reader is not None:
+        assert link.dropped_unread - before == 5
+        assert handled == [held]
+    else:
+        assert link.dropped_unread == 0
+        assert handled.count(held) == 2 and len(handled) == 6
+    assert pc.seen("event", name="p", event="foreign") == []
+    assert len(pc.seen("event", name="p", event="own")) == 1
 
 
 async def test_local_stays_local(mixed):

@@ -1,0 +1,1 @@
+../../redis/_reader.py
