@@ -17,6 +17,7 @@ from ._impl import SPEEDUPS
 from .adapter import Adapter, BroadcastOptions, InMemoryAdapter
 from .broadcast import RESERVED_EVENTS, BroadcastOperator
 from .client import Client
+from .clientside import AsyncClient, ClientSocket, ConnectError, SimpleClient
 from .exceptions import (
     AckTimeoutError,
     AdapterTimeoutError,
@@ -36,9 +37,12 @@ __all__ = [
     "AckTimeoutError",
     "Adapter",
     "AdapterTimeoutError",
+    "AsyncClient",
     "BroadcastOperator",
     "BroadcastOptions",
     "Client",
+    "ClientSocket",
+    "ConnectError",
     "ConnectionRefused",
     "DisconnectedError",
     "FastSIOError",
@@ -47,6 +51,7 @@ __all__ = [
     "Namespace",
     "ParentNamespace",
     "Server",
+    "SimpleClient",
     "Socket",
     "__version__",
 ]

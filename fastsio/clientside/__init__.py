@@ -2,5 +2,6 @@
 fastsio's own codecs. See ``asyncclient.py`` and ``simpleclient.py``."""
 
 from .asyncclient import AsyncClient, ClientSocket, ConnectError, Manager
+from .simpleclient import SimpleClient
 
-__all__ = ["AsyncClient", "ClientSocket", "ConnectError", "Manager"]
+__all__ = ["AsyncClient", "ClientSocket", "ConnectError", "Manager", "SimpleClient"]

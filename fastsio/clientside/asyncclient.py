@@ -932,7 +932,7 @@ class Manager(_Emitter):
         if was_open:
             self._emit_reserved("close", reason)
         for socket in tuple(self.nsps.values()):
-            if socket.active or socket.connected:
+            if socket.active:  # a socket being destroyed tells its own reason
                 socket._on_close(reason, description)
         if (
             self.reconnection

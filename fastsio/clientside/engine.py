@@ -479,6 +479,7 @@ class EngineClient:
             count += 1
         batch = buffer[:count]
         del buffer[:count]
+        self._posting = True  # now: a close() right after must wait for this POST
         self._spawn(self._post_packets(batch))
 
     # -- closing
@@ -515,6 +516,9 @@ class EngineClient:
             return self._closed_waiter
         was_open = self.state == "open"
         self.state = "closed"
+        if self._flush_handle is not None:  # what is buffered leaves with the close packet
+            self._flush_handle.cancel()
+            self._flush_handle = None
         if self._ping_timer is not None:
             self._ping_timer.cancel()
             self._ping_timer = None
@@ -556,18 +560,22 @@ class EngineClient:
                     if not self._posting:
                         break
                     await asyncio.sleep(0.01)
-                packets = [*self._write_buffer, "1"]
+                # as engine.io-client: the buffer drains first, then the close packet in a POST
+                # of its own (Node's server handles a DISCONNECT a tick late: in one payload
+                # with the close packet it would come after the transport closed)
+                batches = [self._write_buffer, ["1"]] if self._write_buffer else [["1"]]
                 self._write_buffer = []
-                conn = self._post
-                try:
-                    if conn is None or conn.closed:
-                        conn = self._post = await connect_http(self.url, self.ssl)
-                    body = _encode_payload(packets).encode("utf-8")
-                    await asyncio.wait_for(
-                        conn.request("POST", self._target("polling"), self.headers, body), 1.0
-                    )
-                except (TransportError, asyncio.TimeoutError):
-                    pass
+                for packets in batches:
+                    conn = self._post
+                    try:
+                        if conn is None or conn.closed:
+                            conn = self._post = await connect_http(self.url, self.ssl)
+                        body = _encode_payload(packets).encode("utf-8")
+                        await asyncio.wait_for(
+                            conn.request("POST", self._target("polling"), self.headers, body), 1.0
+                        )
+                    except (TransportError, asyncio.TimeoutError):
+                        break
         finally:
             self._abort_transports()
             if not self._closed_waiter.done():
