@@ -1,0 +1,357 @@
+"""Client benchmark: echo messages/s of ONE client process against one fastsio server.
+
+    python bench/client_echo.py                       # every client, 3 repeats, 5 s each
+    python bench/client_echo.py --quick               # 1 repeat, 2 s
+    python bench/client_echo.py --clients fastsio,pysio --sockets 50 --inflight 10
+
+The server is fastsio (compiled speedups; bench/servers/fastsio_app.py: "echo" -> "echo" back),
+pinned to core 0 with taskset. Each client runs in its own process pinned to core 1: N sockets
+(Socket.IO connections over WebSocket), each keeping M "echo" events of a 100-character string
+in flight (a reply sends the next one), counted for ``--duration`` seconds after ``--warmup``.
+Every reply is checked (it must be the string sent). The clients:
+
+- ``fastsio``: fastsio.AsyncClient on uvloop;
+- ``pysio``: python-socketio's AsyncClient (aiohttp) on uvloop;
+- ``node``: Node's socket.io-client 4.8 (bench/client_echo.js, ws with bufferutil).
+
+Repeats are interleaved (every client once, then again); the table shows the median and the
+min-max, the client process's CPU over the window (100% = one core) and the ratios. The server's
+CPU over the window is shown too: a client that drives the server's core to 100% is measuring the
+server, not itself (">=" in front of the figure then).
+
+As a worker (run by the driver): ``--worker fastsio|pysio --url URL``; it prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+sys.path.insert(0, str(ROOT))  # benchmark this checkout, installed or not
+
+CLIENTS = ("fastsio", "pysio", "node")
+
+
+# ------------------------------------------------------------------------------------- workers
+
+
+def _uvloop() -> None:
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover
+        pass
+
+
+async def _measure(state: dict, warmup: float, duration: float) -> dict:
+    await asyncio.sleep(warmup)
+    start = state["count"]
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    await asyncio.sleep(duration)
+    count = state["count"] - start
+    elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    return {
+        "messages": count,
+        "seconds": elapsed,
+        "rate": count / elapsed,
+        "cpu": cpu / elapsed,
+        "mismatches": state["mismatches"],
+    }
+
+
+async def worker_fastsio(args: argparse.Namespace) -> dict:
+    import fastsio
+
+    payload = "x" * args.size
+    state = {"count": 0, "mismatches": 0}
+    clients = []
+    for _ in range(args.sockets):
+        client = fastsio.AsyncClient(args.url, transports=["websocket"], reconnection=False)
+
+        def on_echo(msg, client=client):
+            state["count"] += 1
+            if msg != payload:
+                state["mismatches"] += 1
+            client.emit("echo", msg)
+
+        client.on("echo", on_echo)
+        await client.connect()
+        clients.append(client)
+    for client in clients:
+        for _ in range(args.inflight):
+            client.emit("echo", payload)
+    result = await _measure(state, args.warmup, args.duration)
+    result["speedups"] = fastsio.SPEEDUPS
+    return result
+
+
+async def worker_pysio(args: argparse.Namespace) -> dict:
+    import socketio
+
+    payload = "x" * args.size
+    state = {"count": 0, "mismatches": 0}
+    clients = []
+    for _ in range(args.sockets):
+        client = socketio.AsyncClient(reconnection=False)
+
+        def make_handler(client):
+            async def on_echo(msg):
+                state["count"] += 1
+                if msg != payload:
+                    state["mismatches"] += 1
+                await client.emit("echo", msg)
+
+            return on_echo
+
+        client.on("echo", make_handler(client))
+        await client.connect(args.url, transports=["websocket"])
+        clients.append(client)
+    for client in clients:
+        for _ in range(args.inflight):
+            await client.emit("echo", payload)
+    return await _measure(state, args.warmup, args.duration)
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    _uvloop()
+    worker = worker_fastsio if args.worker == "fastsio" else worker_pysio
+    result = asyncio.run(asyncio.wait_for(worker(args), args.warmup + args.duration + 60))
+    print(json.dumps(result), flush=True)
+    os._exit(0)  # no teardown of hundreds of connections in the figures' way
+
+
+# ------------------------------------------------------------------------------------- driver
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(argv: list[str], cpu: str) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", cpu, *argv]
+    return argv
+
+
+def wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the server did not listen on {port} within {timeout}s")
+
+
+def process_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ensure_node_client() -> str | None:
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not (BENCH / "node_modules" / "socket.io-client" / "package.json").exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            return "npm is not installed"
+        proc = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            check=False,
+            cwd=BENCH,
+            capture_output=True,
+            timeout=300,
+        )
+        if proc.returncode != 0:
+            return f"npm ci failed in bench/: {proc.stderr.decode()[-500:]}"
+    return None
+
+
+def check_client(kind: str) -> str | None:
+    if kind == "node":
+        return ensure_node_client()
+    module = "fastsio" if kind == "fastsio" else "socketio"
+    code = f"import {module}" + ("; import aiohttp" if kind == "pysio" else "")
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, cwd=ROOT)
+    if proc.returncode != 0:
+        return f"cannot import ({proc.stderr.decode().strip().splitlines()[-1]}); pip install -e '.[bench]'"
+    return None
+
+
+def run_client(kind: str, url: str, args: argparse.Namespace, server_pid: int) -> dict:
+    if kind == "node":
+        argv = [
+            "node",
+            str(BENCH / "client_echo.js"),
+            url,
+            str(args.sockets),
+            str(args.inflight),
+            str(args.warmup),
+            str(args.duration),
+            str(args.size),
+        ]
+    else:
+        argv = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--url", url]
+        for name in ("sockets", "inflight", "warmup", "duration", "size"):
+            argv += [f"--{name}", str(getattr(args, name))]
+    proc = subprocess.Popen(
+        pinned(argv, "1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, text=True
+    )
+    # the server's CPU over (about) the client's measured window
+    time.sleep(args.connect_time + args.warmup)
+    cpu0 = process_cpu(server_pid)
+    t0 = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=args.warmup + args.duration + 120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        return {"error": "timed out", "stderr": err[-2000:]}
+    elapsed = time.monotonic() - t0
+    server_cpu = (process_cpu(server_pid) - cpu0) / elapsed if elapsed > 0 else None
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": f"exit {proc.returncode}", "stderr": err[-2000:]}
+    result = json.loads(lines[-1])
+    result["server_cpu"] = server_cpu
+    if result.get("mismatches"):
+        result["error"] = f"{result['mismatches']} replies did not match"
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--worker", choices=("fastsio", "pysio"))
+    parser.add_argument("--url")
+    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--sockets", type=int, default=50)
+    parser.add_argument("--inflight", type=int, default=10)
+    parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--warmup", type=float, default=1.5)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="1 repeat, 0.5 s warm-up, 2 s")
+    parser.add_argument("--json", type=Path, help="write every run here")
+    args = parser.parse_args()
+    if args.worker:
+        run_worker(args)
+        return
+    if args.quick:
+        args.repeats, args.warmup, args.duration = 1, 0.5, 2.0
+    args.connect_time = 1.0  # a generous bound on connecting the sockets before the warm-up
+    kinds = [k.strip() for k in args.clients.split(",") if k.strip()]
+    for kind in kinds:
+        if kind not in CLIENTS:
+            parser.error(f"unknown client {kind!r} (one of {', '.join(CLIENTS)})")
+    available = []
+    for kind in kinds:
+        problem = check_client(kind)
+        if problem:
+            print(f"skipping {kind}: {problem}", file=sys.stderr)
+        else:
+            available.append(kind)
+
+    port = free_port()
+    server = subprocess.Popen(
+        pinned(
+            [sys.executable, str(BENCH / "servers" / "fastsio_app.py"), "127.0.0.1", str(port)], "0"
+        ),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    runs: dict[str, list[dict]] = {kind: [] for kind in available}
+    try:
+        wait_port(port)
+        url = f"http://127.0.0.1:{port}"
+        print(
+            f"echo: {args.sockets} sockets x {args.inflight} in flight, {args.size}-character "
+            f"string, {args.duration:g} s after {args.warmup:g} s warm-up, {args.repeats} "
+            f"repeat(s); server fastsio (compiled) on core 0, each client on core 1",
+            flush=True,
+        )
+        for repeat in range(args.repeats):
+            for kind in available:
+                result = run_client(kind, url, args, server.pid)
+                runs[kind].append(result)
+                if "error" in result:
+                    print(f"  {kind} run {repeat + 1}: FAILED {result['error']}", flush=True)
+                    if result.get("stderr"):
+                        print(result["stderr"], flush=True)
+                else:
+                    print(
+                        f"  {kind} run {repeat + 1}: {result['rate']:,.0f} msg/s "
+                        f"(client CPU {result['cpu']:.0%}, server CPU {result['server_cpu']:.0%})",
+                        flush=True,
+                    )
+    finally:
+        server.terminate()
+        try:
+            server.wait(5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    medians = {}
+    print()
+    print(
+        "| client | echo msg/s (median) | min-max | client CPU | server CPU | x py-sio | x Node |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for kind in available:
+        good = [r for r in runs[kind] if "error" not in r]
+        if not good:
+            continue
+        medians[kind] = statistics.median(r["rate"] for r in good)
+    for kind in available:
+        good = [r for r in runs[kind] if "error" not in r]
+        if not good:
+            print(f"| {kind} | FAILED | | | | | |")
+            continue
+        rate = medians[kind]
+        bound = any((r.get("server_cpu") or 0) >= 0.95 for r in good)
+        cpu = statistics.median(r["cpu"] for r in good)
+        server_cpu = statistics.median(r["server_cpu"] or 0 for r in good)
+        low = min(r["rate"] for r in good)
+        high = max(r["rate"] for r in good)
+        ratios = []
+        for other in ("pysio", "node"):
+            if other in medians and other != kind:
+                ratios.append(f"{'>=' if bound else ''}{rate / medians[other]:.2f}")
+            else:
+                ratios.append("")
+        print(
+            f"| {kind} | {'>=' if bound else ''}{rate:,.0f} | {low:,.0f}-{high:,.0f} | "
+            f"{cpu:.0%} | {server_cpu:.0%} | {ratios[0]} | {ratios[1]} |"
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        settings = {
+            k: getattr(args, k)
+            for k in ("sockets", "inflight", "size", "warmup", "duration", "repeats")
+        }
+        args.json.write_text(
+            json.dumps({"settings": settings, "runs": runs, "medians": medians}, indent=1)
+        )
+
+
+if __name__ == "__main__":
+    main()
