@@ -549,6 +549,8 @@ def test_http_server_close_sends_1001(run):
         (client_frame(1, b"\xff\xfe not utf-8"), 1007),
         (client_frame(2, b"x" * 2000), 1009),
         (client_frame(1, b"x" * 600, fin=False) + client_frame(0, b"x" * 600), 1009),
+        # ws's default bound (16384 frames per message), on either connection class
+        (client_frame(1, b"", fin=False) + client_frame(0, b"", fin=False) * 16384, 1008),
     ],
     ids=[
         "reserved-opcode",
@@ -562,6 +564,7 @@ def test_http_server_close_sends_1001(run):
         "bad-utf8",
         "too-big",
         "too-big-fragmented",
+        "too-many-fragments",
     ],
 )
 def test_protocol_error_closes_with_code(run, frame, code):

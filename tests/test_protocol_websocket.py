@@ -395,6 +395,98 @@ def test_unmasked_allowed_when_not_required(codec):
     assert reader.feed(data) == [(TEXT, "a"), (BINARY, b"b")]
 
 
+# --- fragments per message (ws's maxFragments) -------------------------------------------------
+
+
+def fragmented(opcode, pieces, mask=MASK):
+    """One message sent as ``len(pieces)`` frames."""
+    return b"".join(
+        client_frame(CONT if i else opcode, piece, fin=i == len(pieces) - 1, mask=mask)
+        for i, piece in enumerate(pieces)
+    )
+
+
+def test_max_fragments_default_is_ws_server_default(codec):
+    ws = codec.websocket
+    assert ws.MAX_FRAGMENTS == 16384  # ws 8.21's WebSocketServer maxFragments
+    assert ws.FrameReader().max_fragments == 16384
+    assert ws.FrameReader(max_fragments=3).max_fragments == 3
+
+
+@pytest.mark.parametrize("opcode", [TEXT, BINARY])
+def test_max_fragments_boundary(codec, opcode):
+    ws = codec.websocket
+    reader = ws.FrameReader(max_fragments=5)
+    expected = (opcode, "abbbc" if opcode == TEXT else b"abbbc")
+    # exactly 5 frames, twice: the count starts again with each message; pings do not count,
+    # nor do unfragmented messages
+    data = fragmented(opcode, [b"a", b"b", b"b", b"b", b"c"])
+    assert reader.feed(data) == [expected]
+    assert reader.feed(data + client_frame(opcode, b"single") * 10)[0] == expected
+    stream = (
+        client_frame(opcode, b"a", fin=False)
+        + client_frame(PING, b"1")
+        + b"".join(client_frame(CONT, b"b", fin=False) + client_frame(PONG, b"") for _ in range(3))
+        + client_frame(CONT, b"c")
+    )
+    assert reader.feed(stream) == [(PING, b"1"), *[(PONG, b"")] * 3, expected]
+    # a sixth frame: 1008, from its header alone (its payload is not waited for)
+    reader = ws.FrameReader(max_fragments=5)
+    five = client_frame(opcode, b"a", fin=False) + client_frame(CONT, b"b", fin=False) * 4
+    assert reader.feed(five) == []
+    with pytest.raises(WebSocketError) as info:
+        reader.feed(client_frame(CONT, b"last")[:2])
+    assert info.value.close_code == 1008
+    assert "5 fragments" in str(info.value)
+
+
+def test_max_fragments_one_refuses_every_fragmented_message(codec):
+    reader = codec.websocket.FrameReader(max_fragments=1)
+    assert reader.feed(client_frame(TEXT, b"whole") * 3) == [(TEXT, "whole")] * 3
+    assert reader.feed(client_frame(BINARY, b"first", fin=False)) == []
+    with pytest.raises(WebSocketError) as info:
+        reader.feed(client_frame(CONT, b"second"))
+    assert info.value.close_code == 1008
+
+
+@pytest.mark.parametrize("piece", [b"", b"x"], ids=["empty", "one-byte"])
+def test_fragment_flood_is_refused_with_1008(codec, piece):
+    # the issue's floods (1,000,000 empty continuation frames, 100,000 one-byte fragments) end at
+    # the 16385th frame with the default bound, whatever the chunking
+    ws = codec.websocket
+    frame = client_frame(CONT, piece, fin=False)
+    at_bound = client_frame(TEXT, piece, fin=False) + frame * (ws.MAX_FRAGMENTS - 1)
+    reader = ws.FrameReader()
+    assert reader.feed(at_bound) == []
+    with pytest.raises(WebSocketError) as info:
+        reader.feed(frame * 1000)
+    assert info.value.close_code == 1008
+    flood = at_bound + frame * 1000
+    reader = ws.FrameReader()
+    with pytest.raises(WebSocketError) as info:
+        for i in range(0, len(flood), 4093):
+            reader.feed(flood[i : i + 4093])
+    assert info.value.close_code == 1008
+    # a message of exactly the bound's frames is whole
+    reader = ws.FrameReader()
+    data = at_bound[: -len(frame)] + client_frame(CONT, piece)
+    assert reader.feed(data) == [(TEXT, (piece * ws.MAX_FRAGMENTS).decode())]
+
+
+@pytest.mark.parametrize("value, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError)])
+def test_max_fragments_invalid(codec, value, error):
+    ws = codec.websocket
+    with pytest.raises(error):
+        ws.FrameReader(max_fragments=value)
+    reader = ws.FrameReader()
+    with pytest.raises(error):
+        reader.max_fragments = value
+    assert reader.max_fragments == ws.MAX_FRAGMENTS
+    reader.max_fragments = 2**70  # no effective bound; accepted as an int
+    assert reader.max_fragments == 2**70
+    assert reader.feed(fragmented(BINARY, [b"a"] * 20)) == [(BINARY, b"a" * 20)]
+
+
 # --- properties and wsproto cross-checks -------------------------------------------------------
 
 payloads = st.binary(max_size=300)

@@ -1139,10 +1139,13 @@ def test_frame_reader_boundaries(compiled, opcode, size, max_size) -> None:
     max_size=st.sampled_from([1_000_000, 100, 0, 1, -1, 2**70, 100.5, -0.5, None]),
     require_mask=st.sampled_from([True, False, 0]),
     kinds=st.lists(st.sampled_from([bytes, bytearray, memoryview]), min_size=1, max_size=3),
+    max_fragments=st.sampled_from([16384, 1, 2, 3]),
 )
-def test_frame_reader_differential(compiled, stream, cuts, max_size, require_mask, kinds) -> None:
-    pure = pure_websocket.FrameReader(max_size, require_mask)
-    comp = compiled.websocket.FrameReader(max_size, require_mask)
+def test_frame_reader_differential(
+    compiled, stream, cuts, max_size, require_mask, kinds, max_fragments
+) -> None:
+    pure = pure_websocket.FrameReader(max_size, require_mask, max_fragments)
+    comp = compiled.websocket.FrameReader(max_size, require_mask, max_fragments)
     bounds = sorted(c for c in cuts if c <= len(stream)) + [len(stream)]
     start = 0
     for i, end in enumerate(bounds):
@@ -1171,6 +1174,20 @@ def test_frame_reader_attributes(compiled) -> None:
         reader.feed(b"\x81\x03abc")
     assert info.value.close_code == 1009
     assert compiled.websocket.FrameReader(require_mask=False).feed(b"\x81\x03a") == []
+    reader = compiled.websocket.FrameReader(max_fragments=2)
+    assert reader.max_fragments == 2
+    pure = pure_websocket.FrameReader()
+
+    def set_pure(value: Any) -> None:
+        pure.max_fragments = value
+
+    def set_compiled(value: Any) -> None:
+        reader.max_fragments = value
+
+    for value in (0, -1, 1.5, None, "3"):  # refused alike, when made or set later
+        same(set_pure, set_compiled, value)
+        assert same(pure_websocket.FrameReader, compiled.websocket.FrameReader, 1, True, value)
+    assert reader.max_fragments == 2
 
 
 @settings(max_examples=400, deadline=None)
@@ -1382,10 +1399,10 @@ class ScriptListener:
         self.log.append((self.name, "on_drain"))
 
 
-def _run_connection(module: Any, script: list, max_size: int) -> list:
+def _run_connection(module: Any, script: list, max_size: int, max_fragments: int = 3) -> list:
     """Run ``script`` on ``module``'s WebSocketConnection; what it did, in order."""
     with compiled_codecs():
-        return _run_script(module, script, max_size)
+        return _run_script(module, script, max_size, max_fragments)
 
 
 @contextlib.contextmanager
@@ -1397,14 +1414,19 @@ def compiled_codecs() -> Iterator[None]:
         yield
 
 
-def _run_script(module: Any, script: list, max_size: int) -> list:
+def _run_script(module: Any, script: list, max_size: int, max_fragments: int) -> list:
     log: list = []
     loop = FakeLoop(log)
     server = FakeHttpServer(loop, module.TickWriter)
     transport = FakeTransport(log)
     listener = ScriptListener(log)
     conn = module.WebSocketConnection(
-        transport, listener, max_size, client=("127.0.0.1", 5), server=server
+        transport,
+        listener,
+        max_size,
+        client=("127.0.0.1", 5),
+        server=server,
+        max_fragments=max_fragments,
     )
     listener.conn = conn
     server._connections.add(conn)
@@ -1480,6 +1502,10 @@ client_frames = st.one_of(
             client_frame(1, b"frag", False, MASK) + client_frame(0, b"ment", True, MASK),
             client_frame(3, b"", True, MASK),  # unknown opcode
             client_frame(2, b"x" * 300, True, MASK),  # past max_size 256: 1009
+            # 5 frames, past max_fragments 3: 1008
+            client_frame(2, b"a", False, MASK)
+            + client_frame(0, b"b", False, MASK) * 3
+            + client_frame(0, b"c", True, MASK),
         ]
     ),
 )
@@ -1543,6 +1569,24 @@ def test_connection_twins_echo_and_close(compiled_wsconn) -> None:
     assert ("first", "on_close", 1000, "bye") in log
     assert ("call_later", 0.5) in log and ("transport.abort",) in log
     assert _run_connection(compiled_wsconn, script, 256) == log
+
+
+def test_connection_twins_bound_the_fragments(compiled_wsconn) -> None:
+    """``max_fragments`` reaches the reader of either class: a message of more frames is closed
+    with 1008 (policy violation)."""
+    from fastsio.http import websocket as pure_wsconn
+
+    two = client_frame(2, b"a", False, MASK) + client_frame(0, b"b", False, MASK)
+    script = [("data", two + client_frame(0, b"c", True, MASK)), ("data", two), ("tick", None)]
+    script.append(("data", client_frame(0, b"c", False, MASK) * 2))  # the 3rd frame, the 4th
+    for module in (pure_wsconn, compiled_wsconn):
+        log = _run_connection(module, script, 256, max_fragments=3)
+        assert ("first", "on_binary", b"abc") in log
+        writes = [entry[1] for entry in log if entry[0] == "write"]
+        assert writes[-1] == b"\x88\x02\x03\xf0"  # close 1008
+        closes = [entry for entry in log if entry[1:2] == ("on_close",)]
+        assert closes == [("first", "on_close", 1008, "message in more than 3 fragments")]
+    assert pure_wsconn.WebSocketConnection.__init__.__kwdefaults__["max_fragments"] == 16384
 
 
 def test_connection_twins_closed_connection(compiled_wsconn) -> None:

@@ -10,6 +10,9 @@ cdef class FrameReader:
     cdef int _frag_opcode
     cdef list _frag_parts
     cdef long long _frag_size
+    cdef long long _frag_count          # frames of the fragmented message so far
+    cdef object _max_fragments          # max_fragments as given (an int, at least 1)
+    cdef long long _max_fragments_c     # ... as a C integer (clamped: same comparisons)
     cdef object _frag_decoder
 
     cdef bint _too_big(self, long long length, bint continuation) except -1

@@ -36,6 +36,7 @@ from fastsio.protocol.websocket import (
     CLOSE_PROTOCOL_ERROR,
     CLOSE_UNSUPPORTED_DATA,
     GUID,
+    MAX_FRAGMENTS,
     OP_BINARY,
     OP_CLOSE,
     OP_CONTINUATION,
@@ -61,6 +62,7 @@ cdef enum:
     _MAX_CONTROL_PAYLOAD = 125
     _PROTOCOL_ERROR = 1002
     _INVALID_DATA = 1007
+    _POLICY_VIOLATION = 1008
     _MESSAGE_TOO_BIG = 1009
     # text payloads up to this size are unmasked into a stack buffer and decoded from there
     _STACK_BUFFER = 4096
@@ -69,6 +71,7 @@ cdef long long _LLONG_MAX = 0x7FFFFFFFFFFFFFFF
 cdef long long _LLONG_MIN = -_LLONG_MAX - 1
 
 _Utf8Decoder = _pure._Utf8Decoder
+_check_max_fragments = _pure._check_max_fragments
 
 
 # -- masking ----------------------------------------------------------------------------------
@@ -254,8 +257,8 @@ cdef class FrameReader:
     ``feed(bytes)`` returns the complete messages and control frames found so far:
     ``(OP_TEXT, str)``, ``(OP_BINARY, bytes)``, ``(OP_PING | OP_PONG | OP_CLOSE, bytes)``. Control
     frames are returned as they come, also between the fragments of a message. Partial frames are
-    kept for the next call. Raises WebSocketError (1002, 1007, 1009); the reader is not usable
-    after that.
+    kept for the next call. Raises WebSocketError (1002, 1007, 1009, and 1008 for a message of
+    more than ``max_fragments`` frames); the reader is not usable after that.
     """
 
     # (its attributes are declared in websocket_c.pxd, for wsconn_c to cimport)
@@ -265,14 +268,30 @@ cdef class FrameReader:
         self._buf = bytearray()
         self._frag_parts = []
 
-    def __init__(self, max_message_size=1_000_000, require_mask=True):
+    def __init__(
+        self, max_message_size=1_000_000, require_mask=True, max_fragments=MAX_FRAGMENTS
+    ):
         self.max_message_size = max_message_size
         self.require_mask = require_mask
+        self.max_fragments = max_fragments
         self._buf = bytearray()
         self._frag_opcode = 0  # OP_TEXT / OP_BINARY while a fragmented message is in progress
         self._frag_parts = []
         self._frag_size = 0
+        self._frag_count = 0  # frames of the fragmented message so far
         self._frag_decoder = None
+
+    @property
+    def max_fragments(self):
+        """The most frames one message may have (an integer, at least 1)."""
+        return self._max_fragments
+
+    @max_fragments.setter
+    def max_fragments(self, value):
+        value = _check_max_fragments(value)
+        self._max_fragments = value
+        # frame counts stay far below 2**63: clamping keeps every comparison's result
+        self._max_fragments_c = _LLONG_MAX if value > _LLONG_MAX else value
 
     @property
     def max_message_size(self):
@@ -397,6 +416,10 @@ cdef class FrameReader:
                     )
                 length = <long long>length64
                 hlen = 10
+            if opcode == _CONT and self._frag_count >= self._max_fragments_c:
+                raise WebSocketError(
+                    _POLICY_VIOLATION, f"message in more than {self._max_fragments} fragments"
+                )
             if opcode < 8 and self._too_big(length, opcode == _CONT):
                 raise WebSocketError(
                     _MESSAGE_TOO_BIG, f"message larger than {self._max_size} bytes"
@@ -424,6 +447,7 @@ cdef class FrameReader:
                     self._start_fragmented(_BINARY, payload)
             elif opcode == _CONT:
                 self._frag_size += length
+                self._frag_count += 1
                 if self._frag_opcode == _TEXT:
                     part = self._decode_fragment(payload, fin)
                     self._frag_parts.append(part)
@@ -443,6 +467,7 @@ cdef class FrameReader:
     cdef _start_fragmented(self, int opcode, bytes payload):
         self._frag_opcode = opcode
         self._frag_size = len(payload)
+        self._frag_count = 1
         if opcode == _TEXT:
             self._frag_decoder = _Utf8Decoder()
             self._frag_parts = [self._decode_fragment(payload, False)]
@@ -460,4 +485,5 @@ cdef class FrameReader:
         self._frag_opcode = 0
         self._frag_parts = []
         self._frag_size = 0
+        self._frag_count = 0
         self._frag_decoder = None

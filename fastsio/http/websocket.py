@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 # absolute, not relative: this file is also compiled as fastsio._speedups.wsconn_c
 from fastsio import _impl
 from fastsio.protocol.errors import ProtocolError
+from fastsio.protocol.websocket import MAX_FRAGMENTS
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastsio.http.server import HttpServer
@@ -91,6 +92,10 @@ class WebSocketConnection:
 
     ``close_timeout`` (default :data:`CLOSE_TIMEOUT`) is how many seconds the closing handshake
     may take before the TCP connection is aborted; set it on the connection.
+
+    A message larger than ``max_message_size`` bytes closes the connection with 1009, one of more
+    than ``max_fragments`` frames (default ws's 16384, see
+    :data:`fastsio.protocol.websocket.MAX_FRAGMENTS`) with 1008.
     """
 
     __slots__ = (
@@ -121,6 +126,7 @@ class WebSocketConnection:
         *,
         client: tuple[str, int] = ("", 0),
         server: HttpServer | None = None,
+        max_fragments: int = MAX_FRAGMENTS,
     ) -> None:
         self.transport = transport
         self.client = client
@@ -133,7 +139,7 @@ class WebSocketConnection:
         self._tick_writer: TickWriter | None = server.tick_writer if server is not None else None
         self._out: list[bytes] | None = None  # corked frames, not yet given to the transport
         self._receiving = False
-        self._reader = _impl.websocket.FrameReader(max_message_size)
+        self._reader = _impl.websocket.FrameReader(max_message_size, True, max_fragments)
         self._state = OPEN if transport is not None else CLOSED
         self._close_code: int | None = None
         self._close_reason = ""

@@ -10,6 +10,7 @@ Plain typed Python, written to be compiled by Cython unchanged (see fastsio/_spe
 from __future__ import annotations
 
 import codecs
+import operator
 from base64 import b64encode
 from hashlib import sha1
 from struct import Struct
@@ -28,6 +29,7 @@ __all__ = [
     "CLOSE_PROTOCOL_ERROR",
     "CLOSE_UNSUPPORTED_DATA",
     "GUID",
+    "MAX_FRAGMENTS",
     "OP_BINARY",
     "OP_CLOSE",
     "OP_CONTINUATION",
@@ -66,6 +68,13 @@ CLOSE_INTERNAL_ERROR = 1011
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 _MAX_CONTROL_PAYLOAD = 125
+
+#: Default bound on the frames of one message (the first one and its continuations): ws's server
+#: default (``maxFragments``, 16384), so no client that Node accepts is refused. A message of more
+#: frames is refused with 1008 (policy violation), as ws does. Without a bound, empty continuation
+#: frames (which never reach ``max_message_size``) could be sent for ever, each one costing a
+#: list entry.
+MAX_FRAGMENTS = 16384
 
 _HEADER_16 = Struct("!BBH")
 _HEADER_64 = Struct("!BBQ")
@@ -200,34 +209,59 @@ def _decode_text(payload: bytes) -> str:
         raise WebSocketError(CLOSE_INVALID_DATA, "text message is not valid UTF-8") from None
 
 
+def _check_max_fragments(value: object) -> int:
+    value = operator.index(value)  # TypeError for anything but an integer
+    if value < 1:
+        raise ValueError(f"max_fragments must be at least 1, not {value}")
+    return value
+
+
 class FrameReader:
     """Incremental parser of client frames.
 
     ``feed(bytes)`` returns the complete messages and control frames found so far:
     ``(OP_TEXT, str)``, ``(OP_BINARY, bytes)``, ``(OP_PING | OP_PONG | OP_CLOSE, bytes)``. Control
     frames are returned as they come, also between the fragments of a message. Partial frames are
-    kept for the next call. Raises WebSocketError (1002, 1007, 1009); the reader is not usable
-    after that.
+    kept for the next call. Raises WebSocketError (1002, 1007, 1009, and 1008 for a message of
+    more than ``max_fragments`` frames); the reader is not usable after that.
     """
 
     __slots__ = (
         "_buf",
+        "_frag_count",
         "_frag_decoder",
         "_frag_opcode",
         "_frag_parts",
         "_frag_size",
+        "_max_fragments",
         "max_message_size",
         "require_mask",
     )
 
-    def __init__(self, max_message_size: int = 1_000_000, require_mask: bool = True) -> None:
+    def __init__(
+        self,
+        max_message_size: int = 1_000_000,
+        require_mask: bool = True,
+        max_fragments: int = MAX_FRAGMENTS,
+    ) -> None:
         self.max_message_size = max_message_size
         self.require_mask = require_mask
+        self.max_fragments = max_fragments
         self._buf = bytearray()
         self._frag_opcode = 0  # OP_TEXT / OP_BINARY while a fragmented message is in progress
         self._frag_parts: list = []
         self._frag_size = 0
+        self._frag_count = 0  # frames of the fragmented message so far
         self._frag_decoder = None
+
+    @property
+    def max_fragments(self) -> int:
+        """The most frames one message may have (an integer, at least 1)."""
+        return self._max_fragments
+
+    @max_fragments.setter
+    def max_fragments(self, value: int) -> None:
+        self._max_fragments = _check_max_fragments(value)
 
     @property
     def buffered(self) -> int:
@@ -296,6 +330,11 @@ class FrameReader:
                 hlen = 10
             if opcode < 8:
                 if opcode == OP_CONTINUATION:
+                    if self._frag_count >= self._max_fragments:
+                        raise WebSocketError(
+                            CLOSE_POLICY_VIOLATION,
+                            f"message in more than {self._max_fragments} fragments",
+                        )
                     if self._frag_size + length > max_size:
                         raise WebSocketError(
                             CLOSE_MESSAGE_TOO_BIG, f"message larger than {max_size} bytes"
@@ -327,6 +366,7 @@ class FrameReader:
                     self._start_fragmented(OP_BINARY, payload)
             elif opcode == OP_CONTINUATION:
                 self._frag_size += length
+                self._frag_count += 1
                 if self._frag_opcode == OP_TEXT:
                     part = self._decode_fragment(payload, fin)
                     self._frag_parts.append(part)
@@ -351,6 +391,7 @@ class FrameReader:
     def _start_fragmented(self, opcode: int, payload: bytes) -> None:
         self._frag_opcode = opcode
         self._frag_size = len(payload)
+        self._frag_count = 1
         if opcode == OP_TEXT:
             self._frag_decoder = _Utf8Decoder()
             self._frag_parts = [self._decode_fragment(payload, False)]
@@ -368,4 +409,5 @@ class FrameReader:
         self._frag_opcode = 0
         self._frag_parts = []
         self._frag_size = 0
+        self._frag_count = 0
         self._frag_decoder = None
