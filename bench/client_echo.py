@@ -41,6 +41,8 @@ BENCH = ROOT / "bench"
 sys.path.insert(0, str(ROOT))  # benchmark this checkout, installed or not
 
 CLIENTS = ("fastsio", "pysio", "node")
+#: bare echo loops on other WebSocket clients (same codecs): --clients websockets,aiohttp
+LIBRARIES = ("websockets", "aiohttp")
 
 
 # ------------------------------------------------------------------------------------- workers
@@ -126,9 +128,62 @@ async def worker_pysio(args: argparse.Namespace) -> dict:
     return await _measure(state, args.warmup, args.duration)
 
 
+async def worker_library(args: argparse.Namespace) -> dict:
+    """The transport question: a bare Socket.IO echo loop (fastsio's compiled codecs, nothing
+    else: no namespaces, no handlers) on the ``websockets`` or ``aiohttp`` WebSocket client. An
+    upper bound for a client built on that library, to compare with fastsio's own connection."""
+    from fastsio import _impl
+
+    codec = _impl.socketio
+    payload = "x" * args.size
+    state = {"count": 0, "mismatches": 0}
+    ws_url = args.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+    session = None
+    if args.worker == "aiohttp":
+        import aiohttp
+
+        session = aiohttp.ClientSession()
+
+    async def open_one():
+        if session is None:
+            from websockets.asyncio.client import connect
+
+            ws = await connect(ws_url, compression=None, max_size=None)
+            return ws, ws.send, ws.recv
+        ws = await session.ws_connect(ws_url, autoping=True, compress=0)
+        return ws, ws.send_str, ws.receive_str
+
+    async def echo_loop(send, recv):
+        for _ in range(args.inflight):
+            await send("4" + codec.encode_packet(2, "/", ["echo", payload])[0])
+        while True:
+            text = await recv()
+            if text == "2":
+                await send("3")
+                continue
+            packet = codec.decode_packet(text[1:])
+            state["count"] += 1
+            if packet.data[1] != payload:
+                state["mismatches"] += 1
+            await send("4" + codec.encode_packet(2, "/", ["echo", packet.data[1]])[0])
+
+    loops = []
+    for _ in range(args.sockets):
+        _ws, send, recv = await open_one()
+        assert (await recv()).startswith("0")  # the open packet
+        await send("40")
+        assert (await recv()).startswith("40")
+        loops.append((send, recv))
+    tasks = [asyncio.ensure_future(echo_loop(send, recv)) for send, recv in loops]
+    result = await _measure(state, args.warmup, args.duration)
+    for task in tasks:
+        task.cancel()
+    return result
+
+
 def run_worker(args: argparse.Namespace) -> None:
     _uvloop()
-    worker = worker_fastsio if args.worker == "fastsio" else worker_pysio
+    worker = {"fastsio": worker_fastsio, "pysio": worker_pysio}.get(args.worker, worker_library)
     result = asyncio.run(asyncio.wait_for(worker(args), args.warmup + args.duration + 60))
     print(json.dumps(result), flush=True)
     os._exit(0)  # no teardown of hundreds of connections in the figures' way
@@ -188,8 +243,8 @@ def ensure_node_client() -> str | None:
 def check_client(kind: str) -> str | None:
     if kind == "node":
         return ensure_node_client()
-    module = "fastsio" if kind == "fastsio" else "socketio"
-    code = f"import {module}" + ("; import aiohttp" if kind == "pysio" else "")
+    module = {"fastsio": "fastsio", "pysio": "socketio, aiohttp"}.get(kind, kind)
+    code = f"import {module}"
     proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, cwd=ROOT)
     if proc.returncode != 0:
         return f"cannot import ({proc.stderr.decode().strip().splitlines()[-1]}); pip install -e '.[bench]'"
@@ -239,7 +294,7 @@ def run_client(kind: str, url: str, args: argparse.Namespace, server_pid: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--worker", choices=("fastsio", "pysio"))
+    parser.add_argument("--worker", choices=("fastsio", "pysio", *LIBRARIES))
     parser.add_argument("--url")
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--sockets", type=int, default=50)
@@ -259,8 +314,8 @@ def main() -> None:
     args.connect_time = 1.0  # a generous bound on connecting the sockets before the warm-up
     kinds = [k.strip() for k in args.clients.split(",") if k.strip()]
     for kind in kinds:
-        if kind not in CLIENTS:
-            parser.error(f"unknown client {kind!r} (one of {', '.join(CLIENTS)})")
+        if kind not in CLIENTS and kind not in LIBRARIES:
+            parser.error(f"unknown client {kind!r} (one of {', '.join(CLIENTS + LIBRARIES)})")
     available = []
     for kind in kinds:
         problem = check_client(kind)

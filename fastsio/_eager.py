@@ -39,7 +39,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["call", "is_coroutine", "running_tasks", "settle", "start"]
+__all__ = ["call", "finish_tasks", "is_coroutine", "running_tasks", "settle", "start"]
 
 logger = logging.getLogger("fastsio")
 
@@ -65,10 +65,15 @@ else:
     #: call before 3.12.
     _current_tasks = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
 
-#: Tasks carrying on suspended handlers. asyncio keeps only weak references to tasks; this set
-#: keeps them alive until they finish (and lets the server cancel them when it closes).
-running_tasks: set = set()
-_discard = running_tasks.discard
+#: Tasks carrying on suspended handlers, each with its ``on_done``. asyncio keeps only weak
+#: references to tasks; this keeps them alive until they finish, and lets a server find its own
+#: when it closes (:func:`finish_tasks`): an ``on_done`` with a ``server`` attribute names it.
+running_tasks: dict = {}
+_forget = running_tasks.pop
+
+
+def _discard(task: asyncio.Task) -> None:
+    _forget(task, None)
 
 
 def is_coroutine(value: Any) -> bool:
@@ -134,7 +139,7 @@ def _start_eager_task(coro: Any, on_done: OnDone | None = None) -> asyncio.Task 
     task = asyncio.Task(_run(coro, on_done), loop=_get_running_loop(), eager_start=True)
     if task.done():  # finished in its first step: never scheduled, nothing left to keep
         return None
-    running_tasks.add(task)
+    running_tasks[task] = on_done
     task.add_done_callback(_discard)
     return task
 
@@ -174,7 +179,7 @@ def _start_driven(coro: Any, on_done: OnDone | None = None) -> asyncio.Task | No
         return None
     carry_on: Any = _CarryOn(coro, yielded, ctx, on_done)
     task = _get_running_loop().create_task(carry_on)
-    running_tasks.add(task)
+    running_tasks[task] = on_done
     task.add_done_callback(_discard)
     return task
 
@@ -260,3 +265,61 @@ collections.abc.Coroutine.register(_CarryOn)  # what asyncio.Task accepts
 #: to ``on_done`` (or is logged when there is none), never into the Task. KeyboardInterrupt and
 #: SystemExit propagate.
 start = _start_eager_task if EAGER_TASKS else _start_driven
+
+
+# --------------------------------------------------------------------------- shutting down
+
+
+def _tasks_of(owner: Any, loop: Any) -> list:
+    """The running handler tasks of ``owner``: those whose ``on_done`` names it as its
+    ``server``, and those of ``loop`` whose ``on_done`` names no server (an ack callback's).
+    Never the calling task (a handler may close the server)."""
+    current = _current_task()
+    tasks = []
+    for task, on_done in list(running_tasks.items()):
+        if task is current or task.done():
+            continue
+        server = getattr(on_done, "server", None)
+        if server is owner or (server is None and task.get_loop() is loop):
+            tasks.append(task)
+    return tasks
+
+
+def describe(task: asyncio.Task) -> str:
+    """The handler a task carries on: its qualified name, and the event when known."""
+    coro: Any = task.get_coro()
+    inner = getattr(coro, "coro", None)  # the driver's _CarryOn
+    if inner is None:
+        frame = getattr(coro, "cr_frame", None)  # the eager Task's _run(coro, on_done)
+        inner = frame.f_locals.get("coro") if frame is not None else None
+    name = getattr(inner, "__qualname__", None) or repr(inner if inner is not None else coro)
+    event = getattr(running_tasks.get(task), "event", None)
+    return f"{name} (event {event!r})" if event is not None else name
+
+
+async def finish_tasks(owner: Any, timeout: float, log: logging.Logger) -> list:
+    """Wait up to ``timeout`` seconds for the running handler tasks of ``owner`` (a Server; see
+    :func:`_tasks_of`), also those they start meanwhile; then cancel those still running, log
+    them, and give them a second to end. Returns the cancelled tasks."""
+    loop = _get_running_loop()
+    deadline = loop.time() + timeout
+    tasks = _tasks_of(owner, loop)
+    while tasks:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        await asyncio.wait(tasks, timeout=remaining)
+        tasks = _tasks_of(owner, loop)
+    if not tasks:
+        return []
+    names = [describe(task) for task in tasks]
+    for task in tasks:
+        task.cancel()
+    log.warning(
+        "closing: cancelled %d handler(s) still running after %gs: %s",
+        len(tasks),
+        timeout,
+        ", ".join(names),
+    )
+    await asyncio.wait(tasks, timeout=1.0)
+    return tasks

@@ -73,6 +73,8 @@ class Client:
             self._connect_timer = session.loop.call_later(timeout, self._connect_timed_out)
         session.on_message = self._on_message
         session.on_close = self._on_close
+        # the Socket.IO server's bound on what may wait to be sent to this client
+        session.max_buffered_bytes = server.max_buffered_bytes
 
     def __repr__(self) -> str:
         return f"<Client {getattr(self.session, 'sid', '?')} namespaces={list(self.sockets)}>"
@@ -127,6 +129,18 @@ class Client:
         if name in self.sockets or name in self._connecting:
             self.server.logger.debug("namespace %s already connected or connecting", name)
             return
+        limit = self.server.max_namespaces_per_client
+        if limit is not None and len(self.sockets) + len(self._connecting) >= limit:
+            self.server.logger.debug(
+                "session %s: namespace %s refused, already %d namespaces",
+                getattr(self.session, "sid", "?"),
+                name,
+                limit,
+            )
+            self._send_connect_error(
+                name, {"message": f"Too many namespaces: at most {limit} per connection"}
+            )
+            return
         nsp = self.server._namespaces.get(name)
         if nsp is not None:
             nsp._add(self, auth)
@@ -162,6 +176,7 @@ class Client:
                 nsp = self.server._add_child_namespace(parent, name)
             nsp._add(self, auth)
 
+        done.server = self.server  # type: ignore[attr-defined]  # whose task (_eager.finish_tasks)
         _eager.call(parent.matches, (name, auth if auth is not None else {}), done)
 
     def _on_connected(self, socket: Any) -> None:

@@ -33,6 +33,9 @@ class Namespace:
         self.parent = parent
         #: connected sockets by id
         self.sockets: dict = {}
+        # connection attempts whose middleware has not finished (a child namespace is not removed
+        # while one is running: it would connect to a namespace that is gone)
+        self._pending = 0
         if parent is not None:
             # a dynamic namespace's child shares its parent's handlers and middleware, so those
             # registered later apply to children already created too
@@ -214,6 +217,7 @@ class Namespace:
         """A client asks to connect: run the middleware, then connect (or refuse)."""
         socket = Socket(self, client, auth)
         client._connecting[self.name] = socket
+        self._pending += 1
         self._run_middlewares(socket, 0)
 
     def _run_middlewares(self, socket: Socket, index: int) -> None:
@@ -229,7 +233,9 @@ class Namespace:
                 self._run_middlewares(socket, index + 1)
             else:
                 self._abandon(socket)
+                self._settled()
 
+        done.server = self.server  # type: ignore[attr-defined]  # whose task (_eager.finish_tasks)
         _eager.call(middlewares[index], (socket,), done)
 
     def _abandon(self, socket: Socket) -> None:
@@ -239,26 +245,31 @@ class Namespace:
 
     def _refuse(self, socket: Socket, exc: BaseException) -> None:
         self._abandon(socket)
-        if socket._state != CONNECTING or socket.client.closed:
-            return
-        socket._state = DISCONNECTED  # it never connected
-        self.adapter.del_all(socket.id)  # rooms the middleware may have joined
-        socket._fail_acks()
-        if isinstance(exc, asyncio.CancelledError):
-            return
-        if isinstance(exc, ConnectionRefused):
-            payload = exc.error_payload()
-        else:
-            self.server.logger.error(
-                "middleware of namespace %s refused a connection", self.name, exc_info=exc
-            )
-            payload = {"message": str(exc) or type(exc).__name__}
-        socket.client._send_connect_error(self.name, payload)
+        try:
+            if socket._state != CONNECTING or socket.client.closed:
+                return
+            socket._state = DISCONNECTED  # it never connected
+            self.adapter.del_all(socket.id)  # rooms the middleware may have joined
+            socket._fail_acks()
+            if isinstance(exc, asyncio.CancelledError):
+                return
+            if isinstance(exc, ConnectionRefused):
+                payload = exc.error_payload()
+            else:
+                self.server.logger.error(
+                    "middleware of namespace %s refused a connection", self.name, exc_info=exc
+                )
+                payload = {"message": str(exc) or type(exc).__name__}
+            socket.client._send_connect_error(self.name, payload)
+        finally:
+            self._settled()
 
     def _do_connect(self, socket: Socket) -> None:
         client = socket.client
         self._abandon(socket)
+        self._pending -= 1
         if socket._state != CONNECTING or client.closed:
+            self._check_empty()
             return
         self.sockets[socket.id] = socket
         socket._on_connect()
@@ -269,6 +280,19 @@ class Namespace:
     def _remove(self, socket: Socket) -> None:
         if self.sockets.get(socket.id) is socket:
             del self.sockets[socket.id]
+            if self.parent is not None:
+                self._check_empty()
+
+    def _settled(self) -> None:
+        """A connection attempt ended without a socket (refused, or the client left)."""
+        self._pending -= 1
+        self._check_empty()
+
+    def _check_empty(self) -> None:
+        # a dynamic namespace's child with no socket and no connection attempt left: removed
+        # when the server's cleanup_empty_child_namespaces is on
+        if not self.sockets and not self._pending and self.parent is not None:
+            self.parent._child_emptied(self)
 
 
 class _ConnectionHandlerDone:
@@ -279,6 +303,11 @@ class _ConnectionHandlerDone:
 
     def __init__(self, socket: Socket) -> None:
         self.socket = socket
+
+    @property
+    def server(self) -> Any:
+        """Whose handler this is (``_eager.finish_tasks`` asks)."""
+        return self.socket.server
 
     def __call__(self, result: Any, exc: BaseException | None) -> None:
         if exc is None or isinstance(exc, asyncio.CancelledError):
@@ -305,6 +334,11 @@ class _ServerEventDone:
         self.event = event
         self.ack = ack
 
+    @property
+    def server(self) -> Any:
+        """Whose handler this is (``_eager.finish_tasks`` asks)."""
+        return self.nsp.server
+
     def __call__(self, result: Any, exc: BaseException | None) -> None:
         if exc is not None and not isinstance(exc, asyncio.CancelledError):
             self.nsp.server.logger.error(
@@ -322,12 +356,15 @@ class ParentNamespace(Namespace):
     """The namespaces whose names a regex or a function accepts (Node's ParentNamespace).
 
     Handlers and middleware registered here apply to every child namespace, created on its first
-    connection; ``emit`` and the other broadcasts reach all children.
+    connection; ``emit`` and the other broadcasts reach all children. ``children`` holds them in
+    creation order (a dict used as an ordered set, as Node's ``Set``). With the server's
+    ``cleanup_empty_child_namespaces``, a child is removed (and its adapter closed) once its last
+    socket has left and no connection attempt to it is running.
     """
 
     def __init__(self, server: Any, matcher: Any, index: int) -> None:
         self.matcher = matcher
-        self.children: list = []
+        self.children: dict = {}
         super().__init__(server, f"/_{index}")
 
     def _create_adapter(self) -> Any:
@@ -343,11 +380,50 @@ class ParentNamespace(Namespace):
 
     def _create_child(self, name: str) -> Namespace:
         child = Namespace(self.server, name, parent=self)
-        self.children.append(child)
+        self.children[child] = None
         return child
+
+    def _child_emptied(self, child: Namespace) -> None:
+        """``child`` has no socket and no connection attempt left: remove it if the server says
+        so (Node's ``cleanupEmptyChildNamespaces``). Not while the server closes: it closes every
+        adapter itself."""
+        server = self.server
+        if not server.cleanup_empty_child_namespaces or server._closing:
+            return
+        if self.children.pop(child, _ABSENT) is _ABSENT:
+            return  # removed already
+        if server._namespaces.get(child.name) is child:
+            del server._namespaces[child.name]
+        adapter = child.adapter
+        try:
+            server._adapters.remove(adapter)  # (a list: children leave mostly oldest first)
+        except ValueError:
+            pass
+        server.logger.debug("closing empty child namespace %s", child.name)
+        try:
+            task = asyncio.get_running_loop().create_task(_close_adapter(server, adapter))
+        except RuntimeError:  # no running loop (a test driving the server by hand)
+            return
+        tasks = server._cleanup_tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     def _add(self, client: Any, auth: dict | None) -> None:  # pragma: no cover - guard
         raise RuntimeError("clients connect to the children of a ParentNamespace")
+
+
+_ABSENT = object()
+
+
+async def _close_adapter(server: Any, adapter: Any) -> None:
+    """Close the adapter of a removed child namespace (in the background; the server keeps the
+    task, and ``Server.close()`` waits for it)."""
+    try:
+        await adapter.close()
+    except Exception:
+        server.logger.exception(
+            "the adapter of the removed namespace %s failed to close", adapter.nsp.name
+        )
 
 
 class _ParentAdapter(Adapter):
@@ -366,7 +442,7 @@ class _ParentAdapter(Adapter):
         raise TypeError("server_side_emit goes through a namespace, not a dynamic parent")
 
     def broadcast(self, packet: Any, opts: Any) -> None:
-        for child in self.nsp.children:
+        for child in tuple(self.nsp.children):
             child.adapter.broadcast(packet, opts)
 
     def broadcast_with_ack(
@@ -374,16 +450,16 @@ class _ParentAdapter(Adapter):
     ) -> None:
         if packet.id is None:
             packet.id = self.nsp.next_ack_id()
-        for child in self.nsp.children:
+        for child in tuple(self.nsp.children):
             child.adapter.broadcast_with_ack(packet, opts, client_count_callback, ack, ack_failed)
 
     def cancel_acks(self, ack_id: int) -> None:
-        for child in self.nsp.children:
+        for child in tuple(self.nsp.children):
             child.adapter.cancel_acks(ack_id)
 
     def sockets(self, rooms: Any = ()) -> set:
         out: set = set()
-        for child in self.nsp.children:
+        for child in tuple(self.nsp.children):
             out |= child.adapter.sockets(rooms)
         return out
 
@@ -397,11 +473,11 @@ class _ParentAdapter(Adapter):
         return out
 
     def add_sockets(self, opts: Any, rooms: Any) -> None:
-        for child in self.nsp.children:
+        for child in tuple(self.nsp.children):
             child.adapter.add_sockets(opts, rooms)
 
     def del_sockets(self, opts: Any, rooms: Any) -> None:
-        for child in self.nsp.children:
+        for child in tuple(self.nsp.children):
             child.adapter.del_sockets(opts, rooms)
 
     def disconnect_sockets(self, opts: Any, close: bool = False) -> None:

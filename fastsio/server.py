@@ -66,6 +66,14 @@ class Server:
     Node's ``allowEIO3``; off by default (those clients get "Unsupported protocol version").
     ``parser``: ``"json"`` (default), ``"msgpack"`` (the npm ``socket.io-msgpack-parser``) or a
     parser object (see :mod:`fastsio.parser`).
+    ``cleanup_empty_child_namespaces``: remove a dynamic namespace's child (and close its
+    adapter) once its last socket has left, as Node's option of that name; off by default, as in
+    Node. ``max_namespaces_per_client``: how many namespaces one connection may join (or be
+    joining) at once; past it the CONNECT is answered with a CONNECT_ERROR (None: no bound).
+    ``max_buffered_bytes``: a WebSocket client that stops reading is disconnected ("transport
+    error", logged) once this many bytes wait to be sent to it (Node has no bound); keep it above
+    the largest message you send. ``shutdown_timeout``: seconds ``close()`` waits for handlers
+    still running (after the clients are disconnected) before it cancels them.
     """
 
     def __init__(
@@ -87,6 +95,10 @@ class Server:
         logger: logging.Logger | None = None,
         allow_eio3: bool = False,
         parser: Any = "json",
+        cleanup_empty_child_namespaces: bool = False,
+        max_namespaces_per_client: int | None = 100,
+        max_buffered_bytes: int = 4 * 1024 * 1024,
+        shutdown_timeout: float = 5.0,
     ) -> None:
         self.path = "/" + path.strip("/")
         self.cors_allowed_origins = cors_allowed_origins
@@ -105,6 +117,16 @@ class Server:
         self.adapter_class = adapter
         self.logger = logger if logger is not None else logging.getLogger("fastsio")
         self.allow_eio3 = bool(allow_eio3)
+        self.cleanup_empty_child_namespaces = bool(cleanup_empty_child_namespaces)
+        if max_namespaces_per_client is not None and max_namespaces_per_client < 1:
+            raise ValueError("max_namespaces_per_client must be at least 1 (or None)")
+        self.max_namespaces_per_client = max_namespaces_per_client
+        if max_buffered_bytes <= 0:
+            raise ValueError("max_buffered_bytes must be positive")
+        self.max_buffered_bytes = int(max_buffered_bytes)
+        if shutdown_timeout < 0:
+            raise ValueError("shutdown_timeout must be >= 0 (seconds)")
+        self.shutdown_timeout = float(shutdown_timeout)
         #: the packet parser (server-wide, as in Node) and its (type, nsp, data, id) encoder;
         #: Socket.IO v2 clients get its ``for_eio3()`` variant where it has one
         self.parser = resolve_parser(parser)
@@ -138,6 +160,8 @@ class Server:
         self._adapters: list = []
         self._adapters_running = False
         self._adapter_tasks: set = set()
+        # adapters of removed child namespaces being closed (cleanup_empty_child_namespaces)
+        self._cleanup_tasks: set = set()
         self._namespace_listeners: list = []
         self._services: list = []
         #: the main namespace "/"
@@ -500,7 +524,10 @@ class Server:
 
     async def close(self) -> None:
         """Disconnect every socket ("server shutting down"), close the sessions and stop
-        listening."""
+        listening; then wait up to ``shutdown_timeout`` seconds for the handlers still running,
+        cancel (and log) those that are not done, and close the adapters."""
+        from . import _eager
+
         if self._closing:
             return
         self._closing = True
@@ -517,6 +544,9 @@ class Server:
                 await engine.close()
             if http is not None:
                 await http.close()
+            await _eager.finish_tasks(self, self.shutdown_timeout, self.logger)
+            if self._cleanup_tasks:  # removed namespaces' adapters (each task logs its failure)
+                await asyncio.gather(*self._cleanup_tasks, return_exceptions=True)
             await self._close_adapters()
         finally:
             self._closing = False

@@ -93,6 +93,11 @@ class _HandlerDone:
         self.event = event
         self.ack_id = ack_id
 
+    @property
+    def server(self) -> Any:
+        """Whose handler this is (``_eager.finish_tasks`` asks)."""
+        return self.socket.server
+
     def __call__(self, result: Any, exc: BaseException | None) -> None:
         if exc is not None:
             if not isinstance(exc, asyncio.CancelledError):

@@ -538,3 +538,31 @@ async def test_simple_client(backends, kind):
 def test_simple_client_refused():
     with pytest.raises(ConnectError):
         fastsio.SimpleClient(f"http://127.0.0.1:{free_port()}").connect()
+
+
+async def test_auth_callable_on_any_once(backends, clients):
+    server = await backends("fastsio")
+    calls = []
+
+    async def auth():
+        calls.append(1)
+        return {"token": f"t{len(calls)}"}
+
+    client = clients(server.url, auth=auth, transports=["websocket"])
+    seen = []
+    client.on_any(lambda event, *args: seen.append((event, args)))
+    outgoing = []
+    client.on_any_outgoing(lambda event, *args: outgoing.append(event))
+    once = []
+    client.once("echo", lambda *args: once.append(args))
+    await client.connect()
+    assert (await server.expect("connection"))["auth"] == {"token": "t1"}
+    client.emit("echo", 1)
+    client.emit("echo", 2)
+    await until(lambda: len(seen) == 2)
+    assert seen == [("echo", (1,)), ("echo", (2,))] and once == [(1,)]
+    assert outgoing == ["echo", "echo"]
+    # the auth callable runs again on reconnection
+    client.emit("close_conn")
+    await until(lambda: len(calls) == 2 and client.connected)
+    assert (await server.expect("connection"))["auth"] == {"token": "t2"}

@@ -33,7 +33,7 @@ from .constants import (
     UNSUPPORTED_PROTOCOL_VERSION,
 )
 from .ids import random_id
-from .session import EngineSession
+from .session import MAX_BUFFERED_BYTES, EngineSession
 from .session3 import EngineSession3
 
 logger = logging.getLogger("fastsio.engine")
@@ -70,6 +70,7 @@ class EngineServer:
         allow_request: Callable[[Any], Any] | None = None,
         on_connection: Callable[[EngineSession], None] | None = None,
         allow_eio3: bool = False,
+        max_buffered_bytes: int = MAX_BUFFERED_BYTES,
     ) -> None:
         transports = tuple(transports)
         for name in transports:
@@ -83,6 +84,10 @@ class EngineServer:
         self.ping_interval = float(ping_interval)
         self.ping_timeout = float(ping_timeout)
         self.max_http_buffer_size = int(max_http_buffer_size)
+        if max_buffered_bytes <= 0:
+            raise ValueError("max_buffered_bytes must be positive")
+        #: each session's ``max_buffered_bytes`` at its start (see EngineSession)
+        self.max_buffered_bytes = int(max_buffered_bytes)
         self.transports = transports
         self.allow_upgrades = allow_upgrades
         self.cors_allowed_origins = cors_allowed_origins
@@ -92,6 +97,8 @@ class EngineServer:
         self.on_connection = on_connection or _ignore_connection
         self.sessions: dict[str, EngineSession] = {}
         self._http: Any = None
+        # handshakes waiting for an async allow_request (cancelled by close())
+        self._handshake_tasks: set = set()
         upgrades = ["websocket"] if allow_upgrades and "websocket" in transports else []
         self._upgrades_for_polling = upgrades
 
@@ -169,7 +176,11 @@ class EngineServer:
             logger.exception("allow_request raised; refusing the connection")
             verdict = False
         if inspect.isawaitable(verdict):
-            asyncio.ensure_future(self._handshake_after(verdict, request, transport, protocol))
+            task = asyncio.ensure_future(
+                self._handshake_after(verdict, request, transport, protocol)
+            )
+            self._handshake_tasks.add(task)
+            task.add_done_callback(self._handshake_tasks.discard)
         elif verdict:
             self._open_session(request, transport, protocol)
         else:
@@ -258,10 +269,19 @@ class EngineServer:
         return await self._http.start(host, port)
 
     async def close(self) -> None:
-        """Close every session ("server shutting down") and, if it runs its own, the HTTP server."""
+        """Close every session ("server shutting down") and, if it runs its own, the HTTP server.
+        Handshakes still waiting for ``allow_request`` are cancelled (their connections close)."""
         for session in list(self.sessions.values()):
             session.close("server shutting down")
         self.sessions.clear()
+        pending = list(self._handshake_tasks)
+        for task in pending:
+            task.cancel()
+        if pending:
+            logger.debug(
+                "closing: %d handshake(s) waiting for allow_request cancelled", len(pending)
+            )
+            await asyncio.wait(pending, timeout=1.0)
         if self._http is not None:
             await self._http.close()
             self._http = None

@@ -27,10 +27,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger("fastsio.engine")
 
-# A WebSocket peer that does not read: past this many bytes queued in the kernel-side write buffer
-# of the transport, volatile packets are dropped; past MAX_WRITE_BUFFER the session is closed.
+# A WebSocket peer that does not read: past this many bytes waiting in the transport's write
+# buffer, volatile packets are dropped; past the session's max_buffered_bytes (the server's
+# option, MAX_BUFFERED_BYTES by default) the session is closed.
 WRITABLE_LIMIT = 1 << 20
-MAX_WRITE_BUFFER = 64 << 20
+#: Default of ``max_buffered_bytes``: 4 MiB. Node and ws have no bound (a client that stops
+#: reading makes the server buffer without end); this is 4 times the default largest message
+#: (``max_http_buffer_size``), so one large message does not trip it, and 100 stalled clients
+#: hold at most ~400 MB.
+MAX_BUFFERED_BYTES = 4 << 20
 
 
 def _ignore_message(data: str | bytes) -> None:
@@ -65,6 +70,7 @@ class EngineSession:
         "_ws",
         "closed",
         "loop",
+        "max_buffered_bytes",
         "on_close",
         "on_message",
         "request",
@@ -85,6 +91,9 @@ class EngineSession:
         self.on_message: Callable[[str | bytes], None] = _ignore_message
         self.on_close: Callable[[str], None] = _ignore_close
         self.closed = False
+        #: a WebSocket client with more bytes than this waiting to be sent is disconnected
+        #: ("transport error"); from the server's option, and may be changed per session
+        self.max_buffered_bytes: int = server.max_buffered_bytes
         self._ws: Any = None  # the WebSocket connection of the transport, if it is a WebSocket
         self._polling: PollingTransport | None = None  # the transport, while it is polling
         self._probe: UpgradeProbe | None = None
@@ -154,8 +163,15 @@ class EngineSession:
     def _check_backpressure(self, ws: Any) -> None:
         # Called once writing_paused is set (the transport's high-water mark signal, a flag the
         # callers read: asking for the buffer size on every send cost 12% of the echo profile).
-        if ws.write_buffer_size() > MAX_WRITE_BUFFER:
-            logger.warning("session %s: peer does not read, closing", self.sid)
+        size = ws.write_buffer_size()
+        if size > self.max_buffered_bytes:
+            logger.warning(
+                "session %s: closed, the client does not read: %d bytes waiting to be sent, more "
+                "than max_buffered_bytes (%d)",
+                self.sid,
+                size,
+                self.max_buffered_bytes,
+            )
             ws.close(1008, "write buffer overflow")
             self.abort("transport error")
 
