@@ -566,3 +566,23 @@ async def test_auth_callable_on_any_once(backends, clients):
     client.emit("close_conn")
     await until(lambda: len(calls) == 2 and client.connected)
     assert (await server.expect("connection"))["auth"] == {"token": "t2"}
+
+
+@pytest.mark.parametrize("transports", ["polling", "websocket"])
+async def test_ping_timeout_then_reconnect(backends, clients, transports):
+    server = await backends("node", pingInterval=300, pingTimeout=200)
+    client = clients(server.url, transports=TRANSPORTS[transports], timeout=1.0)
+    reasons = []
+    client.on("disconnect", reasons.append)
+    pings = []
+    client.io.on("ping", lambda: pings.append(1))
+    await client.connect()
+    await until(lambda: len(pings) >= 2)
+    first = client.id
+    server.proc.suspend()  # no more pings
+    try:
+        await until(lambda: reasons == ["ping timeout"], timeout=5)
+    finally:
+        server.proc.resume()
+    await until(lambda: client.connected and client.id != first)
+    assert await client.emit_with_ack("ack", "alive", timeout=5) == "alive"
