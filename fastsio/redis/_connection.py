@@ -181,6 +181,8 @@ class _Link:
         self._flush_scheduled = False
         self._loop: Any = None
         self._reconnecting: asyncio.Task | None = None
+        #: called (no arguments) when a connection is lost and the link will reconnect
+        self.on_lost: Callable[[], None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -191,6 +193,11 @@ class _Link:
 
     async def start(self) -> None:
         await self._connect()
+
+    def start_soon(self) -> None:
+        """Connect in the background, retrying (with a growing delay) until it works."""
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.ensure_future(self._reconnect(first=True))
 
     async def _connect(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
@@ -285,21 +292,27 @@ class _Link:
             exc or "closed",
         )
         self._reconnecting = asyncio.ensure_future(self._reconnect())
+        if self.on_lost is not None:
+            self.on_lost()
 
     def _on_lost(self) -> None:
         """The connection is gone (closed on purpose or not): release what waits on it."""
 
-    async def _reconnect(self) -> None:
+    async def _reconnect(self, first: bool = False) -> None:
         delay = RECONNECT_DELAY_MIN
         while not self.closed:
-            await asyncio.sleep(delay * (0.5 + random.random()))
+            if not first:
+                await asyncio.sleep(delay * (0.5 + random.random()))
             try:
                 await self._connect()
             except (OSError, asyncio.TimeoutError, hiredis.ReplyError, ConnectionError) as exc:
-                self.logger.debug("%s: reconnecting to Redis failed: %s", self.name, exc)
-                delay = min(delay * 2, RECONNECT_DELAY_MAX)
+                self.logger.debug("%s: connecting to Redis failed: %s", self.name, exc)
+                if not first:
+                    delay = min(delay * 2, RECONNECT_DELAY_MAX)
+                first = False
                 continue
-            self.logger.warning("%s: reconnected to Redis %s", self.name, self.options)
+            if not first:
+                self.logger.warning("%s: reconnected to Redis %s", self.name, self.options)
             return
 
     async def close(self) -> None:
@@ -354,11 +367,17 @@ class CommandLink(_Link):
 
 #: what a subscribed connection receives: a message (pattern messages name the pattern first)
 _MESSAGE, _PMESSAGE, _SMESSAGE = b"message", b"pmessage", b"smessage"
+_SUNSUBSCRIBE = b"sunsubscribe"
 _CONFIRMATIONS = frozenset(
     (b"subscribe", b"psubscribe", b"ssubscribe", b"unsubscribe", b"punsubscribe", b"sunsubscribe")
 )
 
 Handler = Callable[[bytes, bytes], None]
+
+
+def _ignore_result(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def broadcast_filter(prefix_length: int, rooms: dict, own_prefix: bytes) -> Any:
@@ -389,7 +408,15 @@ class SubscribeLink(_Link):
         self.channel_filters: dict[bytes, Any] = {}
         self.pattern_filters: dict[bytes, Any] = {}
         self.shard_filters: dict[bytes, Any] = {}
+        # (confirmation kind, name, future or None) per name of each (un)subscribe sent
         self._confirmations: deque = deque()
+        #: ``on_refused(name, error)``: Redis refused to subscribe a shard channel again after a
+        #: reconnect (a Redis Cluster: MOVED); without it the reconnect fails and is retried
+        self.on_refused: Callable[[bytes, BaseException], None] | None = None
+        #: ``on_shard_channel_lost(name)``: Redis ended a shard channel subscription by itself
+        #: (a Redis Cluster: its slot moved to another node); the channel is no longer in
+        #: ``shard_channels`` when it is called. Without it, it is subscribed again here.
+        self.on_shard_channel_lost: Callable[[bytes], None] | None = None
 
     def _new_reader(self) -> Any:
         if _reader is None:
@@ -456,26 +483,44 @@ class SubscribeLink(_Link):
     def _confirmed(self, command: bytes, *names: bytes) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
         self._send(encode_command((command, *names)))
-        for _ in names[:-1]:
-            self._confirmations.append(None)
-        self._confirmations.append(future)
+        kind = command.lower()
+        for name in names[:-1]:
+            self._confirmations.append((kind, name, None))
+        self._confirmations.append((kind, names[-1], future))
         return future
 
     async def _ready(self) -> None:
         waits = []
-        for command, registry in (
-            (b"SUBSCRIBE", self.channels),
-            (b"PSUBSCRIBE", self.patterns),
-            (b"SSUBSCRIBE", self.shard_channels),
-        ):
+        for command, registry in ((b"SUBSCRIBE", self.channels), (b"PSUBSCRIBE", self.patterns)):
             if registry:
                 waits.append(self._confirmed(command, *registry))
-        if waits:
-            await asyncio.wait_for(asyncio.gather(*waits), CONNECT_TIMEOUT)
+        # shard channels one by one: on a Redis Cluster one command may not span slots
+        shard = [(name, self._confirmed(b"SSUBSCRIBE", name)) for name in self.shard_channels]
+        waits += [future for _, future in shard]
+        if not waits:
+            return
+        results = await asyncio.wait_for(
+            asyncio.gather(*waits, return_exceptions=True), CONNECT_TIMEOUT
+        )
+        for result in results[: len(results) - len(shard)]:
+            if isinstance(result, BaseException):
+                raise result
+        for (name, _), result in zip(shard, results[len(results) - len(shard) :]):
+            if isinstance(result, BaseException):
+                if self.on_refused is None or not isinstance(result, hiredis.ReplyError):
+                    raise result
+                self.shard_channels.pop(name, None)
+                self.shard_filters.pop(name, None)
+                self.on_refused(name, result)
+
+    def forget_shard_channel(self, name: bytes) -> None:
+        """Drop a shard channel from the registry without telling Redis."""
+        self.shard_channels.pop(name, None)
+        self.shard_filters.pop(name, None)
 
     def _on_lost(self) -> None:
         confirmations, self._confirmations = self._confirmations, deque()
-        for future in confirmations:
+        for _, _, future in confirmations:
             if future is not None and not future.done():
                 future.set_result(None)  # made again on reconnect
 
@@ -499,15 +544,40 @@ class SubscribeLink(_Link):
                         handler(reply[1], reply[2])
                     return
                 if kind in _CONFIRMATIONS:
-                    if self._confirmations:
-                        future = self._confirmations.popleft()
+                    confirmations = self._confirmations
+                    if kind == _SUNSUBSCRIBE and len(reply) > 1:
+                        head = confirmations[0] if confirmations else None
+                        if head is None or head[0] != _SUNSUBSCRIBE or head[1] != reply[1]:
+                            self._shard_channel_lost(reply[1])
+                            return
+                    if confirmations:
+                        future = confirmations.popleft()[2]
                         if future is not None and not future.done():
                             future.set_result(None)
                     return
         if isinstance(reply, hiredis.ReplyError) and not self._replies and self._confirmations:
             # an error for a (s)subscribe: fail the oldest confirmation instead
-            future = self._confirmations.popleft()
+            future = self._confirmations.popleft()[2]
             if future is not None and not future.done():
                 future.set_exception(reply)
             return
         self._resolve(reply)
+
+    def _shard_channel_lost(self, name: Any) -> None:
+        """A sunsubscribe nobody asked for: Redis ended the subscription (a Redis Cluster whose
+        slot moved: the channel now lives on another node)."""
+        handler = self.shard_channels.get(name)
+        if handler is None:
+            return
+        self.logger.warning(
+            "%s: Redis ended the subscription of shard channel %r (its slot moved?)",
+            self.name,
+            name,
+        )
+        if self.on_shard_channel_lost is not None:
+            self.forget_shard_channel(name)
+            self.on_shard_channel_lost(name)
+            return
+        wants = self.shard_filters.get(name)
+        task = asyncio.ensure_future(self.ssubscribe(name.decode(), handler, wants))
+        task.add_done_callback(_ignore_result)

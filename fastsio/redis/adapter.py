@@ -95,10 +95,16 @@ class RedisAdapterFactory:
         self.key = key
         self.requests_timeout = requests_timeout
         self.publish_on_specific_response_channel = publish_on_specific_response_channel
-        self.publisher = CommandLink(self.options, logger, f"redis adapter {key} (publish)")
-        self.subscriber = SubscribeLink(self.options, logger, f"redis adapter {key} (subscribe)")
+        self.publisher, self.subscriber = self._make_links()
         self._users = 0
         self._starting: asyncio.Future | None = None
+
+    def _make_links(self) -> tuple[Any, Any]:
+        """(the publish link, the subscribe link): fresh ones at each start."""
+        return (
+            CommandLink(self.options, logger, f"redis adapter {self.key} (publish)"),
+            SubscribeLink(self.options, logger, f"redis adapter {self.key} (subscribe)"),
+        )
 
     def __call__(self, nsp: Any) -> RedisAdapter:
         return self.adapter_class(nsp, self)
@@ -119,7 +125,8 @@ class RedisAdapterFactory:
     async def _connect(self) -> None:
         try:
             await self.publisher.start()
-            await self.subscriber.start()
+            if self.subscriber is not self.publisher:
+                await self.subscriber.start()
         except (OSError, asyncio.TimeoutError) as exc:
             await self.publisher.close()
             raise ConnectionError(f"cannot connect to Redis at {self.options}: {exc}") from exc
@@ -130,10 +137,10 @@ class RedisAdapterFactory:
             self._users = 0
             self._starting = None
             await self.subscriber.close()
-            await self.publisher.close()
+            if self.publisher is not self.subscriber:
+                await self.publisher.close()
             # fresh links, should the server start again
-            self.publisher = CommandLink(self.options, logger, self.publisher.name)
-            self.subscriber = SubscribeLink(self.options, logger, self.subscriber.name)
+            self.publisher, self.subscriber = self._make_links()
 
 
 class DropLog:

@@ -18,9 +18,11 @@ Channels, per namespace (``channel_prefix`` defaults to ``"socket.io"``):
 Messages are JSON, or MessagePack (notepack.io's) when their data holds binary; what arrives may
 be either (the first byte tells). Malformed messages are logged and dropped.
 
-Only a single Redis 7 node (standalone, or any server speaking to one node) is supported for
-now: on a Redis Cluster the shard channels live on different nodes, which needs a connection
-per node (not done yet).
+On one Redis 7 node, two connections (one to publish, one subscribed). On a Redis Cluster
+(``cluster=True``, or a list of startup nodes), a publish and a subscribe connection per master:
+SPUBLISH and SSUBSCRIBE go to the master that owns the channel's slot, following the map through
+reshardings and failovers (fastsio/redis/_cluster.py), and the number of servers is
+``PUBSUB SHARDNUMSUB`` summed over the masters, as Node's adapter does on a node-redis cluster.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ import orjson
 
 from ..adapter import InMemoryAdapter
 from ..cluster import MALFORMED, MAY_CONTAIN_BINARY, ClusterAdapter, MessageType, has_binary
+from ._cluster import RedisCluster
 from ._codec import json_dumps, json_loads, pack, unpack
+from ._connection import CommandLink, SubscribeLink, connection_options
 from .adapter import DropLog, RedisAdapterFactory
 
 __all__ = [
@@ -59,13 +63,16 @@ def create_sharded_adapter(
     channel_prefix: str = "socket.io",
     subscription_mode: str = "dynamic",
     requests_timeout: float = 5.0,
+    cluster: bool = False,
 ) -> ShardedRedisAdapterFactory:
     """``fastsio.Server(adapter=create_sharded_adapter("redis://..."))``, as Node's
     ``io.adapter(createShardedAdapter(pubClient, subClient, {channelPrefix, subscriptionMode}))``.
 
     ``redis``: a ``redis://`` / ``rediss://`` / ``unix://`` URL or a redis-py client (its
-    connection settings are used: the adapter keeps two connections of its own). Redis >= 7,
-    a single node (see the module's doc). ``subscription_mode``: ``"static"``, ``"dynamic"`` or
+    connection settings are used: the adapter keeps two connections of its own), Redis >= 7.
+    A Redis Cluster: ``cluster=True`` with the URL of any of its nodes, or a list of URLs (the
+    startup nodes: the first that answers gives the slot map; credentials and TLS are those of
+    the first URL, for every node). ``subscription_mode``: ``"static"``, ``"dynamic"`` or
     ``"dynamic-private"`` (see the module's doc); use the same on every server.
     ``requests_timeout``: seconds to wait for the other servers' answers (Node waits 5 s).
     """
@@ -74,12 +81,15 @@ def create_sharded_adapter(
         channel_prefix=channel_prefix,
         subscription_mode=subscription_mode,
         requests_timeout=requests_timeout,
+        cluster=cluster,
     )
 
 
 class ShardedRedisAdapterFactory(RedisAdapterFactory):
-    """Makes the adapter of each namespace; all of them share two Redis connections (one to
-    publish, one subscribed), opened by the first ``init`` and closed by the last ``close``."""
+    """Makes the adapter of each namespace; all of them share the Redis connections (one to
+    publish and one subscribed, per master on a Redis Cluster), opened by the first ``init`` and
+    closed by the last ``close``. On a cluster, ``publisher`` and ``subscriber`` are one
+    :class:`~fastsio.redis._cluster.RedisCluster`."""
 
     def __init__(
         self,
@@ -88,16 +98,39 @@ class ShardedRedisAdapterFactory(RedisAdapterFactory):
         channel_prefix: str,
         subscription_mode: str,
         requests_timeout: float,
+        cluster: bool = False,
     ) -> None:
         if subscription_mode not in SUBSCRIPTION_MODES:
             raise ValueError(
                 f"subscription_mode must be one of {', '.join(SUBSCRIPTION_MODES)}, not {subscription_mode!r}"
             )
-        super().__init__(redis, key=channel_prefix, requests_timeout=requests_timeout)
+        nodes = list(redis) if isinstance(redis, (list, tuple)) else [redis]
+        if not nodes:
+            raise ValueError("no Redis node given")
+        self.cluster = cluster or isinstance(redis, (list, tuple))
+        self.startup = [connection_options(node) for node in nodes]
         self.channel_prefix = channel_prefix
         self.subscription_mode = subscription_mode
-        self.publisher.name = f"sharded redis adapter {channel_prefix} (publish)"
-        self.subscriber.name = f"sharded redis adapter {channel_prefix} (subscribe)"
+        super().__init__(nodes[0], key=channel_prefix, requests_timeout=requests_timeout)
+
+    def _make_links(self) -> tuple[Any, Any]:
+        name = f"sharded redis adapter {self.channel_prefix}"
+        if self.cluster:
+            links = RedisCluster(self.startup, logger, f"{name} (cluster)")
+            return links, links
+        return (
+            CommandLink(self.options, logger, f"{name} (publish)"),
+            SubscribeLink(self.options, logger, f"{name} (subscribe)"),
+        )
+
+    async def shard_numsub(self, channel: str) -> int:
+        """``PUBSUB SHARDNUMSUB`` of ``channel``: summed over the masters of a cluster (each
+        counts the subscribers of its own slots), as Node's adapter does."""
+        if self.cluster:
+            replies = await self.publisher.call_masters("PUBSUB", "SHARDNUMSUB", channel)
+            return sum(int(reply[1]) for reply in replies)
+        reply = await self.publisher.call("PUBSUB", "SHARDNUMSUB", channel)
+        return int(reply[1])
 
 
 def _looks_like_a_socket_id(room: Any) -> bool:
@@ -165,7 +198,8 @@ class ShardedRedisAdapter(ClusterAdapter):
             self._initialised = False
             await self.factory.release()
             raise ConnectionError(
-                f"SSUBSCRIBE failed ({exc}): the sharded adapter needs Redis >= 7, on one node"
+                f"SSUBSCRIBE failed ({exc}): the sharded adapter needs Redis >= 7 (a Redis "
+                "Cluster needs cluster=True)"
             ) from exc
 
     async def close(self) -> None:
@@ -185,8 +219,7 @@ class ShardedRedisAdapter(ClusterAdapter):
 
     async def server_count(self) -> int:
         """``PUBSUB SHARDNUMSUB`` of the main channel: every server (Node's included) counts."""
-        reply = await self.factory.publisher.call("PUBSUB", "SHARDNUMSUB", self.channel)
-        return int(reply[1])
+        return await self.factory.shard_numsub(self.channel)
 
     # -- publishing --------------------------------------------------------------------------------
 

@@ -6,8 +6,11 @@
 //
 // Options: {"redis": "redis://127.0.0.1:6379", "key": "socket.io", "variant": "classic" | "sharded",
 //           "requestsTimeout": 5000, "subscriptionMode": "dynamic" (sharded only),
-//           "publishOnSpecificResponseChannel": false (classic only), "serverOptions": {...}}
-// "key" is the adapter's key (classic) or channel prefix (sharded). The server listens on
+//           "publishOnSpecificResponseChannel": false (classic only), "serverOptions": {...},
+//           "cluster": ["redis://127.0.0.1:P1", ...] (sharded only: a Redis Cluster, "redis" unused)}
+// "key" is the adapter's key (classic) or channel prefix (sharded). With "cluster", both clients
+// are node-redis cluster clients (createCluster with those root nodes; the sub one its duplicate()),
+// as Node's docs set up createShardedAdapter on a Redis Cluster. The server listens on
 // 127.0.0.1, port 0, with cors origin "*", and prints {"ev": "ready", "port": N, ...} once its
 // adapter is subscribed.
 //
@@ -70,7 +73,7 @@ const http = require("http");
 const readline = require("readline");
 const { Server } = require("socket.io");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
-const { createClient } = require("redis");
+const { createClient, createCluster } = require("redis");
 
 const options = Object.assign(
   { redis: "redis://127.0.0.1:6379", key: "socket.io", variant: "classic", requestsTimeout: 5000 },
@@ -120,7 +123,9 @@ function message(err) {
   return String((err && err.message) || err);
 }
 
-const pub = createClient({ url: options.redis });
+const pub = options.cluster
+  ? createCluster({ rootNodes: options.cluster.map((url) => ({ url })) })
+  : createClient({ url: options.redis });
 const sub = pub.duplicate();
 pub.on("error", (err) => out({ ev: "redis_error", client: "pub", message: message(err) }));
 sub.on("error", (err) => out({ ev: "redis_error", client: "sub", message: message(err) }));
@@ -132,8 +137,15 @@ const io = new Server(httpServer, Object.assign({ cors: { origin: "*" } }, optio
 // (un)subscriptions on sub): node-redis sends each client's commands in order on one connection,
 // so a PING answered means the commands before it were too. setImmediate first lets an adapter
 // that publishes after a microtask hop queue its command.
+// On a cluster the sharded subscriptions run on one connection per master that a PING cannot
+// follow (pub/sub mode): the masters' publish connections are pinged, then 100 ms more.
 async function flush() {
   await new Promise((resolve) => setImmediate(resolve));
+  if (options.cluster) {
+    await Promise.all(pub.masters.map(async (master) => (await pub.nodeClient(master)).ping()));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    return;
+  }
   await Promise.all([pub.ping(), sub.ping()]);
 }
 
@@ -360,6 +372,7 @@ async function main() {
     }
     io.adapter(createAdapter(pub, sub, opts));
   } else if (options.variant === "sharded") {
+    // (on a cluster, createShardedAdapter sums PUBSUB SHARDNUMSUB over pub.masters)
     const opts = { channelPrefix: options.key };
     if (options.subscriptionMode !== undefined) opts.subscriptionMode = options.subscriptionMode;
     io.adapter(createShardedAdapter(pub, sub, opts));

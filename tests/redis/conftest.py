@@ -15,6 +15,10 @@
   for its command protocol.
 - ``node_redis_emitter``: ``await node_redis_emitter(key=None)`` starts tests/node_redis/emitter.js
   (the @socket.io/redis-emitter on ``key``, default ``redis_key``); a NodeProcess with ``.key``.
+- ``redis_cluster``: a Redis Cluster of three masters started for the test module
+  (tests/redis/redis_cluster.py: ``redis-server --cluster-enabled yes`` on free ports, own temp
+  dirs, ``redis-cli --cluster create``), torn down after it; ``.urls``, ``.ports``. A Node server
+  joins it with ``node_redis_server("sharded", cluster=redis_cluster.urls)``.
 
 Both kill their processes on teardown. The ``node`` fixture of tests/conftest.py (the official
 socket.io-client, tests/node/driver.js) connects clients to any of these servers, and
@@ -33,6 +37,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEFAULT_TIMEOUT, NodeProcess, npm_ci
+from tests.redis.redis_cluster import LocalRedisCluster
 
 NODE_REDIS_DIR = Path(__file__).resolve().parents[1] / "node_redis"
 REDIS_HOST = "127.0.0.1"
@@ -133,6 +138,25 @@ async def node_redis_emitter(node_redis_modules, redis_url, redis_key):
     yield start
     for p in procs:
         await p.close()
+
+
+def start_cluster(masters: int = 3, replicas: int = 0) -> LocalRedisCluster:
+    cluster = LocalRedisCluster(masters, replicas)
+    try:
+        cluster.start()
+    except Exception as exc:  # noqa: BLE001 - reported as the test's failure
+        cluster.stop()
+        pytest.fail(f"could not start a Redis Cluster: {exc}", pytrace=False)
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def redis_cluster():
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(autouse=True)
