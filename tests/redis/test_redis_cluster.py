@@ -7,6 +7,7 @@ replica (a cluster of its own, with replicas)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 
@@ -15,6 +16,7 @@ import pytest
 from fastsio.cluster import RemoteSocket
 from fastsio.redis import ShardedRedisAdapter, create_sharded_adapter
 from fastsio.redis._cluster import RedisCluster, key_slot
+from fastsio.redis._connection import SubscribeLink, connection_options
 from tests.conftest import NodeProcessError, server_url
 from tests.redis.conftest import start_cluster
 from tests.redis.redis_cluster import command
@@ -316,3 +318,24 @@ async def test_a_failed_master_is_replaced(server_factory, node, redis_key):
         assert await adapter_of(a).server_count() == 2
     finally:
         await asyncio.to_thread(cluster.stop)
+
+
+async def test_an_unasked_sunsubscribe_is_told_or_undone():
+    """What a subscribe link does with a ``sunsubscribe`` Redis sends by itself: tells the
+    cluster (which forgets the channel there), or, alone on one node, subscribes again; a
+    confirmation of its own SUNSUBSCRIBE is not taken for one."""
+    link = SubscribeLink(connection_options("redis://127.0.0.1:1"), logging.getLogger("t"), "t")
+    handler = lambda channel, message: None
+    link.shard_channels[b"a"] = handler
+    link.shard_channels[b"b"] = handler
+    told = []
+    link.on_shard_channel_lost = told.append
+    link._on_reply([b"sunsubscribe", b"a", 1])
+    assert told == [b"a"] and b"a" not in link.shard_channels
+    link._confirmations.append((b"sunsubscribe", b"b", None))
+    link._on_reply([b"sunsubscribe", b"b", 0])  # ours
+    assert told == [b"a"] and not link._confirmations
+    link.on_shard_channel_lost = None
+    link._on_reply([b"sunsubscribe", b"b", 0])  # not ours: made again (when connected)
+    await asyncio.sleep(0)
+    assert link.shard_channels == {b"b": handler}
