@@ -270,19 +270,16 @@ start = _start_eager_task if EAGER_TASKS else _start_driven
 # --------------------------------------------------------------------------- shutting down
 
 
-def _tasks_of(owner: Any, loop: Any) -> list:
+def _tasks_of(owner: Any) -> list:
     """The running handler tasks of ``owner``: those whose ``on_done`` names it as its
-    ``server``, and those of ``loop`` whose ``on_done`` names no server (an ack callback's).
-    Never the calling task (a handler may close the server)."""
+    ``server`` (tasks of other servers, or of no server, are left alone). Never the calling task
+    (a handler may close the server)."""
     current = _current_task()
-    tasks = []
-    for task, on_done in list(running_tasks.items()):
-        if task is current or task.done():
-            continue
-        server = getattr(on_done, "server", None)
-        if server is owner or (server is None and task.get_loop() is loop):
-            tasks.append(task)
-    return tasks
+    return [
+        task
+        for task, on_done in list(running_tasks.items())
+        if task is not current and not task.done() and getattr(on_done, "server", None) is owner
+    ]
 
 
 def describe(task: asyncio.Task) -> str:
@@ -303,13 +300,13 @@ async def finish_tasks(owner: Any, timeout: float, log: logging.Logger) -> list:
     them, and give them a second to end. Returns the cancelled tasks."""
     loop = _get_running_loop()
     deadline = loop.time() + timeout
-    tasks = _tasks_of(owner, loop)
+    tasks = _tasks_of(owner)
     while tasks:
         remaining = deadline - loop.time()
         if remaining <= 0:
             break
         await asyncio.wait(tasks, timeout=remaining)
-        tasks = _tasks_of(owner, loop)
+        tasks = _tasks_of(owner)
     if not tasks:
         return []
     names = [describe(task) for task in tasks]

@@ -231,6 +231,15 @@ class BroadcastAck:
         self.timer: Any = None
         self.finished = False
 
+    @property
+    def server(self) -> Any:
+        """Whose callback this is (``_eager.finish_tasks`` asks)."""
+        return self.adapter.nsp.server
+
+    def __call__(self, result: Any, exc: BaseException | None) -> None:
+        """The completion of the callback (and of the server count): an exception is logged."""
+        log_exception(result, exc)
+
     def start(self, packet: Any, opts: BroadcastOptions) -> None:
         # as Node's BroadcastOperator: the broadcast goes out at once; the number of servers
         # to hear from (1 for one process) may take a round trip to learn
@@ -293,4 +302,4 @@ class BroadcastAck:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        _eager.call(self.callback, (err, self.responses), log_exception)
+        _eager.call(self.callback, (err, self.responses), self)

@@ -224,9 +224,9 @@ class Socket:
         if ack is not None:
             ack_id = self.nsp.next_ack_id()
             if timeout is None:
-                self.expect_ack(ack_id, _CallbackAck(ack).on_ack)
+                self.expect_ack(ack_id, _CallbackAck(ack, self.server).on_ack)
             else:
-                with_error = _CallbackAck(ack, with_error=True)
+                with_error = _CallbackAck(ack, self.server, with_error=True)
                 self.expect_ack(ack_id, with_error.on_ack, with_error.on_fail, timeout)
         client = self.client
         client._send(client.encode(_EVENT, self.nsp.name, data, ack_id))
@@ -524,22 +524,27 @@ class Socket:
 
 class _CallbackAck:
     """Ack callback of ``emit(..., ack=cb)``: ``cb(*args)``; with a timeout ``cb(None, *args)``
-    or ``cb(err)``."""
+    or ``cb(err)``. Also the completion callback of ``cb`` (an exception is logged), naming the
+    server whose ``close()`` waits for it when it is async."""
 
-    __slots__ = ("callback", "with_error")
+    __slots__ = ("callback", "server", "with_error")
 
-    def __init__(self, callback: Callable, with_error: bool = False) -> None:
+    def __init__(self, callback: Callable, server: Any, with_error: bool = False) -> None:
         self.callback = callback
+        self.server = server
         self.with_error = with_error
 
     def on_ack(self, args: list) -> None:
         if self.with_error:
-            _eager.call(self.callback, (None, *args), log_exception)
+            _eager.call(self.callback, (None, *args), self)
         else:
-            _eager.call(self.callback, tuple(args), log_exception)
+            _eager.call(self.callback, tuple(args), self)
 
     def on_fail(self, exc: BaseException) -> None:
-        _eager.call(self.callback, (exc,), log_exception)
+        _eager.call(self.callback, (exc,), self)
+
+    def __call__(self, result: Any, exc: BaseException | None) -> None:
+        log_exception(result, exc)
 
 
 class SocketEmitter:

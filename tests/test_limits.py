@@ -428,6 +428,26 @@ async def test_close_leaves_the_tasks_of_another_server_alone():
     assert cancelled == [a, b] and own_tasks() == []
 
 
+async def test_close_waits_for_async_ack_callbacks_too():
+    sio = fastsio.Server(shutdown_timeout=0.1)
+    log = []
+
+    async def answered(answer):
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            log.append(("cancelled", answer))
+            raise
+
+    session, sid = FakeEngine(sio).connect()
+    sio.sockets[sid].emit("question", ack=answered)
+    (question,) = session.packets()
+    session.receive(f'3{question.id}["yes"]')
+    assert len(own_tasks()) == 1
+    await sio.close()
+    assert log == [("cancelled", "yes")] and own_tasks() == []
+
+
 async def test_a_handler_may_close_the_server():
     sio = fastsio.Server(shutdown_timeout=5)
     closed = asyncio.Event()
