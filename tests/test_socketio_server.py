@@ -208,8 +208,8 @@ def test_run_stops_cleanly_on_sigint(tmp_path):
             sio.on("disconnect", lambda socket, reason: None)
             original_start = sio.start
 
-            async def start(host, port):
-                server = await original_start(host, port)
+            async def start(host, port, **options):
+                server = await original_start(host, port, **options)
                 print("listening", sio.port, flush=True)
                 return server
 
