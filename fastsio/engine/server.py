@@ -32,7 +32,7 @@ from .constants import (
     TRANSPORT_UNKNOWN,
     UNSUPPORTED_PROTOCOL_VERSION,
 )
-from .ids import random_id
+from .ids import id_source, owner_of, owner_prefix
 from .session import MAX_BUFFERED_BYTES, EngineSession
 from .session3 import EngineSession3
 
@@ -99,6 +99,12 @@ class EngineServer:
         self._http: Any = None
         # handshakes waiting for an async allow_request (cancelled by close())
         self._handshake_tasks: set = set()
+        #: several worker processes (see use_workers): this one's index, their number, and what
+        #: hands another worker's requests over (None in a single process)
+        self.worker_index = 0
+        self.worker_count = 1
+        self.handover: Any = None
+        self._new_sid: Callable[[], str] = id_source()
         upgrades = ["websocket"] if allow_upgrades and "websocket" in transports else []
         self._upgrades_for_polling = upgrades
 
@@ -141,7 +147,10 @@ class EngineServer:
         sid = query.get("sid")
         session = self.sessions.get(sid) if sid is not None else None
         if sid is not None and session is None:
-            self.respond_error(request, 400, SESSION_ID_UNKNOWN)
+            # Not here: another worker's session is handed over to it (the only place that pays
+            # for several workers; a request on its owner never gets here)
+            if self.handover is None or not self._hand_over(request, sid):
+                self.respond_error(request, 400, SESSION_ID_UNKNOWN)
         elif transport == "websocket" and not request.is_websocket:
             self.respond_error(request, 400, BAD_REQUEST)
         elif session is None:
@@ -160,6 +169,29 @@ class EngineServer:
             session.handle_post(request)
         else:
             self.respond_error(request, 400, BAD_REQUEST)
+
+    # -- several workers ----------------------------------------------------------------------
+
+    def use_workers(self, index: int, count: int, handover: Any) -> None:
+        """Run as worker ``index`` of ``count`` processes sharing a port: new sids name this
+        worker (``ids.owner_prefix``), and a request with another worker's sid goes to
+        ``handover.hand_over(request, owner)`` (True: the connection is the owner's now; False:
+        answered here, "Session ID unknown"). ``handover.close()`` is called by ``close()``.
+        Call it before the server accepts connections."""
+        self.worker_index = index
+        self.worker_count = count
+        self._new_sid = id_source(owner_prefix(index, count))
+        self.handover = handover if count > 1 else None
+
+    def sid_owner(self, sid: str) -> int | None:
+        """The index of the worker that made ``sid`` (None: not a sid of any of them)."""
+        return owner_of(sid, self.worker_count)
+
+    def _hand_over(self, request: Any, sid: str) -> bool:
+        owner = owner_of(sid, self.worker_count)
+        if owner is None or owner == self.worker_index:
+            return False  # ours and gone, or nobody's
+        return bool(self.handover.hand_over(request, owner))
 
     # -- handshake ----------------------------------------------------------------------------
 
@@ -203,7 +235,7 @@ class EngineServer:
 
     def _open_session(self, request: Any, transport: str, protocol: int = 4) -> None:
         loop = request.loop
-        sid = random_id()
+        sid = self._new_sid()
         session_class = EngineSession if protocol == 4 else EngineSession3
         session = session_class(self, sid, request, loop)
         self.sessions[sid] = session
@@ -282,6 +314,10 @@ class EngineServer:
                 "closing: %d handshake(s) waiting for allow_request cancelled", len(pending)
             )
             await asyncio.wait(pending, timeout=1.0)
+        handover = self.handover
+        self.handover = None
+        if handover is not None:
+            handover.close()
         if self._http is not None:
             await self._http.close()
             self._http = None
