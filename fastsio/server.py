@@ -447,11 +447,32 @@ class Server:
                     http.mount(f"{self.path}/{name}", StaticFile(file_path))
         if self.static_files is not None:
             http.mount("/", StaticFiles(os.fspath(self.static_files)))
+        handover = None
+        worker = self.worker
+        if worker is not None and worker.count > 1:
+            # sids name their worker; a request for another worker's session is handed over to
+            # it (the engine closes the hand-over in close())
+            from .http.handover import Handover
+
+            handover = Handover(
+                http,
+                worker.index,
+                worker.count,
+                worker.handover_path,
+                self.path + "/",
+                engine.sid_owner,
+            )
+            engine.use_workers(worker.index, worker.count, handover)
+            http.handover = handover
         self._stopped = asyncio.Event()
         try:
             await self._start_adapters()
+            if handover is not None:
+                handover.start()
             listener = await http.start(host, port, sock=sock)
         except BaseException:
+            if handover is not None:
+                handover.close()
             await self._close_adapters()
             raise
         self.engine = engine

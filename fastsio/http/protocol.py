@@ -13,7 +13,7 @@ import http
 import logging
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -71,6 +71,27 @@ _WEBSOCKET_KEY = re.compile(r"[A-Za-z0-9+/]{22}==")
 
 def _valid_websocket_key(key: str) -> bool:
     return _WEBSOCKET_KEY.fullmatch(key) is not None
+
+
+# Headers a request is replayed without (see HttpProtocol.hand_over): the body is replayed whole,
+# with a Content-Length of its own (it may have come chunked), and a 100 Continue was sent already.
+_NOT_REPLAYED = ("content-length", "transfer-encoding", "expect")
+
+
+def replay_bytes(request: Request) -> bytes:
+    """``request`` as bytes that an HttpProtocol parses back into the same request: the request
+    line and target as received, the headers as parsed (lower-case names, repeats joined),
+    the whole body with its length."""
+    headers = request.headers
+    parts = [f"{request.method} {request.url} HTTP/{request.http_version}\r\n"]
+    for name, value in headers.items():
+        if name not in _NOT_REPLAYED:
+            parts.append(f"{name}: {value}\r\n")
+    body = request.body
+    if body or "content-length" in headers or "transfer-encoding" in headers:
+        parts.append(f"content-length: {len(body)}\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1") + body
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -439,6 +460,55 @@ class HttpProtocol(asyncio.Protocol):
             self.loop.call_soon(conn._feed_pending)
         return conn
 
+    def hand_over(self, request: Request, send: Callable[[Any, bytes], bool]) -> bool:
+        """Give this connection, with ``request`` (the one being handled) and whatever followed
+        it, to another process: ``send(sock, data)`` passes on the socket's file descriptor and
+        ``data``, the bytes to replay there (see ``http/handover.py``), and returns True; this
+        object then forgets the connection without closing it for the peer. False, with nothing
+        changed, when ``send`` fails or the connection cannot be handed over: TLS, a pipelined
+        request not fully read yet or not parseable."""
+        if (
+            request is not self._current
+            or self._closing
+            or self.secure
+            or self._in_head
+            or self._request is not None
+        ):
+            return False
+        tail = b""
+        if self._parser_done:
+            tail = self._upgrade_tail  # type: ignore[assignment]
+            if tail is None:  # stopped by a parse error
+                return False
+        parts = [replay_bytes(request)]
+        for queued in self._queue:  # pipelined requests, already read
+            if not queued.method:  # the parse error marker (_fail)
+                return False
+            parts.append(replay_bytes(queued))
+        parts.append(tail)
+        sock = self.transport.get_extra_info("socket")
+        if sock is None or not send(sock, b"".join(parts)):
+            return False
+        request.responded = True
+        request._protocol = None
+        self._current = None
+        self.detach()
+        return True
+
+    def detach(self) -> None:
+        """Forget the connection without ending it for the peer: its descriptor went to another
+        process (``hand_over``). Requests still queued are dropped unanswered; closing this
+        process's descriptor (``abort``: no shutdown) leaves the connection to the other one."""
+        queue = self._queue
+        while queue:
+            queued = queue.popleft()
+            queued.responded = True
+            queued._protocol = None
+        self._closing = True
+        self._upgrade_tail = None
+        self.server._connections.discard(self)
+        self.transport.abort()
+
     def close(self) -> None:
         """Close the connection; a request still waiting for its answer sees ``on_close``."""
         if self.transport is None:
@@ -465,3 +535,64 @@ class HttpProtocol(asyncio.Protocol):
                 on_close()
             except Exception:
                 logger.exception("request on_close callback failed")
+
+
+class WorkerHttpProtocol(HttpProtocol):
+    """The HttpProtocol of a connection accepted by one of several workers, until its first
+    bytes arrive: when they start a request for another worker's session, the connection goes to
+    that worker before anything is parsed, with those bytes (``HttpServer.handover``'s
+    ``hand_over_connection``); otherwise it becomes a plain HttpProtocol. Requests after the first
+    one of a connection are checked by the engine instead (``Request.hand_over``)."""
+
+    __slots__ = ()
+
+    def connection_made(self, transport: Any) -> None:
+        # HttpProtocol's, but the peer's address (a system call) only once the connection stays
+        self.transport = transport
+        self.server._connections.add(self)
+        self.secure = transport.get_extra_info("sslcontext") is not None
+
+    def data_received(self, data: bytes) -> None:
+        self.__class__ = HttpProtocol
+        transport = self.transport
+        handover = self.server.handover
+        if (
+            handover is not None
+            and not self.secure
+            and not self._closing
+            and handover.hand_over_connection(self, data)
+        ):
+            return
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = (peer[0], peer[1])
+        # uvloop keeps the bound data_received of the protocol it was given: give it again
+        transport.set_protocol(self)
+        HttpProtocol.data_received(self, data)
+
+
+class AdoptedHttpProtocol(HttpProtocol):
+    """The HttpProtocol of a connection handed over by another process (``hand_over`` there,
+    ``HttpServer.adopt`` here): before anything read from the socket, it parses ``replay``, the
+    bytes that process had read."""
+
+    __slots__ = ("_replay",)
+
+    def __init__(self, server: HttpServer, loop: asyncio.AbstractEventLoop, replay: bytes) -> None:
+        super().__init__(server, loop)
+        self._replay = replay
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        replay = self._replay
+        self._replay = b""
+        if replay:
+            # Reading starts once connection_made has returned: nothing overtakes the replay.
+            self.data_received(replay)
+            if self._reading_paused and not self._closing:
+                # uvloop starts reading after connection_made whatever pause_reading said here
+                self.loop.call_soon(self._keep_paused)
+
+    def _keep_paused(self) -> None:
+        if self._reading_paused and not self._closing:
+            self.transport.pause_reading()

@@ -146,5 +146,17 @@ class Request:
             return WebSocketConnection.closed_connection(listener, self.client)
         return protocol.accept_websocket(self, listener, headers, max_message_size)
 
+    def hand_over(self, send: Callable[[Any, bytes], bool]) -> bool:
+        """Give this request's connection to another process instead of answering (several
+        workers, see ``http/handover.py``): ``send(sock, data)`` passes on the connection's
+        socket (its file descriptor) with ``data``, the bytes to replay there (this request and
+        any that followed it), and returns True; the connection is then no longer this
+        process's. False, with the request still to be answered here, when ``send`` failed or
+        the connection cannot change hands (TLS, a pipelined request not fully read)."""
+        protocol = self._protocol
+        if protocol is None or self.responded or self.closed:
+            return False
+        return protocol.hand_over(self, send)
+
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.url} from {self.client[0]}:{self.client[1]}>"

@@ -6,10 +6,11 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from .._impl import TickWriter, WebSocketConnection
-from .protocol import HttpProtocol
+from .protocol import AdoptedHttpProtocol, HttpProtocol, WorkerHttpProtocol
 from .request import Request
 
 logger = logging.getLogger("fastsio.http")
@@ -56,6 +57,11 @@ class HttpServer:
         self._closed: asyncio.Event | None = None
         # Corks WebSocket frames written outside a connection's own data_received (set by start).
         self.tick_writer: TickWriter | None = None
+        #: several workers: the ``http/handover.Handover`` that takes requests for other
+        #: workers' sessions (set before start(); None in a single process)
+        self.handover: Any = None
+        # connect_accepted_socket() coroutines of connections being adopted -> their sockets
+        self._adopting: dict[Any, socket.socket] = {}
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -86,6 +92,46 @@ class HttpServer:
             if not request.responded:
                 request.respond(500, _TEXT_PLAIN, b"Internal Server Error")
 
+    def adopt(self, sock: socket.socket, replay: bytes) -> None:
+        """Serve a connection handed over by another process (``Request.hand_over`` there):
+        ``sock`` is its socket, ``replay`` the bytes that process had read from it, parsed here
+        before anything else. Closed at once when this server is not running."""
+        loop = self._loop
+        if loop is None or self._server is None or self._closed is None or self._closed.is_set():
+            sock.close()
+            return
+
+        def factory() -> HttpProtocol:
+            return AdoptedHttpProtocol(self, loop, replay)
+
+        self._step_adoption(loop.connect_accepted_socket(factory, sock), sock)
+
+    def _step_adoption(self, coro: Any, sock: socket.socket, _done: Any = None) -> None:
+        # connect_accepted_socket() driven by hand instead of by a Task (one Task and its
+        # callbacks less per handed-over connection): it awaits one future, the transport's
+        # connection_made, and returns.
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            self._adopting.pop(coro, None)
+            return
+        except BaseException as exc:
+            self._adopting.pop(coro, None)
+            try:
+                sock.close()
+            except OSError:  # pragma: no cover
+                pass
+            if not isinstance(exc, Exception):
+                raise
+            logger.warning("could not adopt a handed-over connection: %r", exc)
+            return
+        self._adopting[coro] = sock
+        if waiting is None:  # pragma: no cover - a bare yield: not what the loops do
+            self._loop.call_soon(self._step_adoption, coro, sock)  # type: ignore[union-attr]
+        else:
+            waiting._asyncio_future_blocking = False
+            waiting.add_done_callback(partial(self._step_adoption, coro, sock))
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     @property
@@ -108,8 +154,11 @@ class HttpServer:
         self._loop = loop
         self.tick_writer = TickWriter(loop)
 
+        # several workers: a connection's first bytes are checked for another worker's sid
+        protocol_class = HttpProtocol if self.handover is None else WorkerHttpProtocol
+
         def factory() -> HttpProtocol:
-            return HttpProtocol(self, loop)
+            return protocol_class(self, loop)
 
         if sock is not None:
             server = await loop.create_server(factory, sock=sock, backlog=backlog, ssl=ssl)
@@ -150,7 +199,7 @@ class HttpServer:
         idle = [
             conn
             for conn in self._connections
-            if type(conn) is HttpProtocol
+            if isinstance(conn, HttpProtocol)
             and conn.idle_since is not None
             and conn.idle_since < limit
         ]
@@ -169,6 +218,10 @@ class HttpServer:
             server.close()
         if self._closed is not None:
             self._closed.set()
+        for coro, sock in list(self._adopting.items()):
+            coro.close()  # the transport is closed with it
+            sock.close()
+        self._adopting.clear()
         for conn in list(self._connections):
             if isinstance(conn, WebSocketConnection):
                 conn.close(1001, "server shutting down")
