@@ -209,7 +209,12 @@ class Client:
 
     def _send_connect(self, socket: Any) -> None:
         """The server's CONNECT: ``{"sid": id}`` in v5; nothing in v4 (v2 clients)."""
-        data = None if self.protocol == 3 else {"sid": socket.id}
+        if self.protocol == 3:
+            data = None
+        elif socket.pid is not None:
+            data = {"sid": socket.id, "pid": socket.pid}  # connection state recovery is on
+        else:
+            data = {"sid": socket.id}
         self._send(self.encode(_CONNECT, socket.nsp.name, data, None))
 
     def _send_connect_error(self, name: str, payload: dict) -> None:

@@ -215,10 +215,33 @@ class Namespace:
 
     def _add(self, client: Any, auth: dict | None) -> None:
         """A client asks to connect: run the middleware, then connect (or refuse)."""
+        recovery = self.server.connection_state_recovery
+        if recovery is not None:
+            self._add_recoverable(client, auth, recovery)
+            return
         socket = Socket(self, client, auth)
         client._connecting[self.name] = socket
         self._pending += 1
         self._run_middlewares(socket, 0)
+
+    def _add_recoverable(self, client: Any, auth: dict | None, recovery: dict) -> None:
+        """``_add`` with connection state recovery on: a client that sends the ``pid`` and
+        ``offset`` of a saved session gets that socket back (see fastsio.recovery)."""
+        from .recovery import RecoverableSocket
+
+        session = None
+        if isinstance(auth, dict):
+            pid, offset = auth.get("pid"), auth.get("offset")
+            restore = getattr(self.adapter, "restore_session", None)
+            if type(pid) is str and type(offset) is str and restore is not None:
+                session = restore(pid, offset)
+        socket = RecoverableSocket(self, client, auth, session)
+        client._connecting[self.name] = socket
+        self._pending += 1
+        if session is not None and recovery["skip_middlewares"]:
+            self._do_connect(socket)
+        else:
+            self._run_middlewares(socket, 0)
 
     def _run_middlewares(self, socket: Socket, index: int) -> None:
         middlewares = self._middlewares

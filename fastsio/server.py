@@ -66,6 +66,10 @@ class Server:
     Node's ``allowEIO3``; off by default (those clients get "Unsupported protocol version").
     ``parser``: ``"json"`` (default), ``"msgpack"`` (the npm ``socket.io-msgpack-parser``) or a
     parser object (see :mod:`fastsio.parser`).
+    ``connection_state_recovery``: True (or a dict: ``max_disconnection_duration`` seconds,
+    default 120; ``skip_middlewares``, default True; ``max_packets`` logged, default 100,000)
+    lets a client that lost its connection come back as the same socket with what it missed
+    (Node's ``connectionStateRecovery``; see :mod:`fastsio.recovery`).
     ``cleanup_empty_child_namespaces``: remove a dynamic namespace's child (and close its
     adapter) once its last socket has left, as Node's option of that name; off by default, as in
     Node. ``max_namespaces_per_client``: how many namespaces one connection may join (or be
@@ -95,6 +99,7 @@ class Server:
         logger: logging.Logger | None = None,
         allow_eio3: bool = False,
         parser: Any = "json",
+        connection_state_recovery: bool | dict = False,
         cleanup_empty_child_namespaces: bool = False,
         max_namespaces_per_client: int | None = 100,
         max_buffered_bytes: int = 4 * 1024 * 1024,
@@ -114,6 +119,12 @@ class Server:
         self.connect_timeout = connect_timeout
         self.serve_client = serve_client
         self.static_files = static_files
+        from .recovery import SessionAwareAdapter, recovery_options
+
+        #: None, or the options of connection state recovery (see fastsio.recovery)
+        self.connection_state_recovery = recovery_options(connection_state_recovery)
+        if self.connection_state_recovery is not None and adapter is InMemoryAdapter:
+            adapter = SessionAwareAdapter  # the packet log and the saved sessions, as Node
         self.adapter_class = adapter
         self.logger = logger if logger is not None else logging.getLogger("fastsio")
         self.allow_eio3 = bool(allow_eio3)

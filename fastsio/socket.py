@@ -135,6 +135,11 @@ class Socket:
         "server",
     )
 
+    #: recovery (Server(connection_state_recovery=...)): the private session id sent with the
+    #: CONNECT answer, and whether this socket is one that came back (see fastsio.recovery)
+    pid: str | None = None
+    recovered: bool = False
+
     def __init__(self, nsp: Any, client: Any, auth: dict | None) -> None:
         eio3 = client.protocol == 3
         # a Socket.IO v2 client derives its socket id from the Engine.IO sid: keep them equal
