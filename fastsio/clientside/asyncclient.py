@@ -766,6 +766,7 @@ class Manager(_Emitter):
         self._reconnect_timer: Any = None
         self._open_task: asyncio.Task | None = None
         self._done: asyncio.Future | None = None  # closed for good (wait())
+        self._closing: asyncio.Future | None = None  # the engine's close, under way
 
     @property
     def reconnection_delay(self) -> float:
@@ -983,7 +984,7 @@ class Manager(_Emitter):
 
     def _closed_future(self) -> asyncio.Future:
         """Done once the connection is closed (its last bytes sent)."""
-        closing = getattr(self, "_closing", None)
+        closing = self._closing
         if closing is not None and not closing.done():
             return closing
         future = asyncio.get_running_loop().create_future()
