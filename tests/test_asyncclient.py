@@ -586,3 +586,41 @@ async def test_ping_timeout_then_reconnect(backends, clients, transports):
         server.proc.resume()
     await until(lambda: client.connected and client.id != first)
     assert await client.emit_with_ack("ack", "alive", timeout=5) == "alive"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_no_loss_or_reordering_across_the_upgrade(backends, clients, kind):
+    server = await backends(kind)
+    client = clients(server.url)
+    upgrades = []
+    client.io.on("upgrade", upgrades.append)
+    await client.connect()
+    sent = 0
+    while not upgrades and sent < 2000:  # a steady stream through the upgrade
+        client.emit("n", sent, b"\x01" if sent % 7 == 0 else None)
+        sent += 1
+        await asyncio.sleep(0.002)
+    for _ in range(20):
+        client.emit("n", sent, None)
+        sent += 1
+    assert upgrades == ["websocket"]
+    last = await client.emit_with_ack("ack", "done", timeout=WAIT)
+    assert last == "done"
+    numbers = []
+    for _ in range(sent):
+        event = await server.expect("event", event="n")
+        numbers.append(event["args"][0])
+    assert numbers == list(range(sent))
+
+
+async def test_polling_posts_split_at_max_payload(backends, clients):
+    server = await backends("fastsio", max_http_buffer_size=10_000)
+    client = clients(server.url, transports=["polling"])
+    await client.connect()
+    assert client.io.engine.max_payload == 10_000
+    big = "y" * 3000
+    for i in range(10):  # 30 KB in one tick: three POSTs at least
+        client.emit("n", i, big)
+    assert await client.emit_with_ack("ack", "after", timeout=WAIT) == "after"
+    for i in range(10):
+        assert (await server.expect("event", event="n"))["args"] == [i, big]
