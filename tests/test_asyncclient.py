@@ -624,3 +624,17 @@ async def test_polling_posts_split_at_max_payload(backends, clients):
     assert await client.emit_with_ack("ack", "after", timeout=WAIT) == "after"
     for i in range(10):
         assert (await server.expect("event", event="n"))["args"] == [i, big]
+
+
+async def test_cookies_are_sent_back(backends, clients):
+    """A cookie the handshake sets (sticky sessions) comes back on the session's next requests:
+    the polling GETs and POSTs and the WebSocket upgrade."""
+    server = await backends("node", cookie=True)
+    client = clients(server.url)
+    await client.connect()
+    await until(lambda: client.transport == "websocket")
+    cookie = await server.expect("cookie")
+    assert cookie["cookie"].startswith("sticky=")
+    seen = server.proc.seen("cookie")
+    assert any("transport=websocket" in m["url"] for m in seen)
+    assert client.io.engine.cookies["sticky"] == cookie["cookie"].split("=", 1)[1]

@@ -136,12 +136,14 @@ def query_string(params: dict) -> str:
 
 
 class HttpResponse:
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "cookies", "headers", "status")
 
-    def __init__(self, status: int, headers: dict, body: bytes) -> None:
+    def __init__(self, status: int, headers: dict, body: bytes, cookies: list) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        #: the Set-Cookie values
+        self.cookies = cookies
 
 
 class HttpConnection(asyncio.Protocol):
@@ -155,8 +157,8 @@ class HttpConnection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future | None = None
         self._headers: dict = {}
+        self._cookies: list = []
         self._body: list = []
-        self._complete = False
 
     # -- asyncio.Protocol
 
@@ -182,10 +184,14 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._headers = {}
+        self._cookies = []
         self._body = []
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        key = name.decode("latin-1").lower()
+        self._headers[key] = value.decode("latin-1")
+        if key == "set-cookie":
+            self._cookies.append(self._headers[key])
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -197,7 +203,12 @@ class HttpConnection(asyncio.Protocol):
             self.close()
         if waiter is not None and not waiter.done():
             waiter.set_result(
-                HttpResponse(self._parser.get_status_code(), self._headers, b"".join(self._body))
+                HttpResponse(
+                    self._parser.get_status_code(),
+                    self._headers,
+                    b"".join(self._body),
+                    self._cookies,
+                )
             )
 
     # --

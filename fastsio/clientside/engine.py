@@ -87,7 +87,10 @@ class EngineClient:
         self.url = url
         self.path = path
         self.query = dict(query)
-        self.headers = header_lines(headers)
+        self._base_headers = header_lines(headers)
+        #: cookies the server set (sticky sessions behind a load balancer), sent back on every
+        #: request of this session, as engine.io-client does in Node with withCredentials
+        self.cookies: dict[str, str] = {}
         self.transports = transports
         self.upgrade = upgrade
         self.ssl = ssl
@@ -117,6 +120,20 @@ class EngineClient:
         self._closed_waiter: asyncio.Future = self.loop.create_future()
 
     # -- helpers
+
+    @property
+    def headers(self) -> str:
+        if not self.cookies:
+            return self._base_headers
+        cookie = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+        return f"{self._base_headers}Cookie: {cookie}\r\n"
+
+    def _store_cookies(self, response: Any) -> None:
+        for header in response.cookies:
+            pair = header.split(";", 1)[0]
+            name, sep, value = pair.partition("=")
+            if sep and name.strip():
+                self.cookies[name.strip()] = value.strip()
 
     def _target(self, transport: str) -> str:
         params = {"EIO": "4", "transport": transport}
@@ -172,6 +189,7 @@ class EngineClient:
     async def _open_polling(self) -> None:
         self._get = await connect_http(self.url, self.ssl)
         response = await self._get.request("GET", self._target("polling"), self.headers)
+        self._store_cookies(response)
         body = response.body
         if response.status != 200:
             raise TransportError(
@@ -311,6 +329,8 @@ class EngineClient:
             self._polling = False
             if self.state != "open":
                 return
+            if response.cookies:
+                self._store_cookies(response)
             if response.status != 200:
                 self._on_close("transport error", _error_description(response))
                 return

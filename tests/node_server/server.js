@@ -5,9 +5,11 @@
 //
 // Options: {"port": 0, "path": "/socket.io", "parser": "msgpack", "recovery": false,
 //           "tls": {"key": file, "cert": file}, "transports": [...], "pingInterval": ms,
-//           "pingTimeout": ms, "v2": false}
+//           "pingTimeout": ms, "cookie": false, "v2": false}
 // "v2": true runs socket.io 2.5 (Engine.IO v3, the 2.x protocol) instead, with no behaviour:
 // only to see that the client refuses it clearly. "recovery": connectionStateRecovery on (2 min).
+// "cookie": the handshake sets a cookie "sticky"; requests that carry one are observed as
+// {"ev": "cookie", "cookie", "url"}.
 // Prints {"ev": "ready", "port"} once listening.
 //
 // Namespaces "/" and "/admin" (a CONNECT with auth {"token": "bad"} is refused there with
@@ -97,6 +99,15 @@ if (options.v2) {
   if (options.pingInterval) serverOptions.pingInterval = options.pingInterval;
   if (options.pingTimeout) serverOptions.pingTimeout = options.pingTimeout;
   if (options.parser === "msgpack") serverOptions.parser = require("socket.io-msgpack-parser");
+  if (options.cookie) {
+    // a sticky-session cookie; every later request that carries it is observed
+    serverOptions.cookie = { name: "sticky", httpOnly: true };
+    const seen = (req) => {
+      if (req.headers.cookie) out({ ev: "cookie", cookie: req.headers.cookie, url: req.url });
+    };
+    httpServer.prependListener("request", seen);
+    httpServer.prependListener("upgrade", seen);
+  }
   if (options.recovery) {
     serverOptions.connectionStateRecovery = {
       maxDisconnectionDuration: 2 * 60 * 1000,
