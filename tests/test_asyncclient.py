@@ -638,3 +638,31 @@ async def test_cookies_are_sent_back(backends, clients):
     seen = server.proc.seen("cookie")
     assert any("transport=websocket" in m["url"] for m in seen)
     assert client.io.engine.cookies["sticky"] == cookie["cookie"].split("=", 1)[1]
+
+
+async def test_simple_client_namespace_and_disconnect(backends):
+    server = await backends("fastsio")
+    url = server.url
+    results = {}
+
+    def run():
+        client = fastsio.SimpleClient()
+        client.connect(url, namespace="/admin", transports=["polling"])
+        results["sid"] = client.sid
+        results["transport"] = client.transport
+        results["call"] = client.call("ack", "admin", timeout=5)
+        client.emit("disconnect_me")
+        try:
+            client.receive(timeout=5)
+        except ConnectionError:
+            results["disconnected"] = True
+        client.disconnect()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    await asyncio.get_running_loop().run_in_executor(None, thread.join, 20)
+    assert not thread.is_alive()
+    conn = await server.expect("connection", nsp="/admin")
+    assert conn["id"] == results["sid"]
+    assert results["transport"] == "polling" and results["call"] == "admin"
+    assert results["disconnected"]
