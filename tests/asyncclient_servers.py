@@ -116,7 +116,13 @@ class FastsioBackend:
 
             @nsp.on("connection")
             def connection(socket: Any) -> None:
-                rec.add(ev="connection", nsp=name, id=socket.id, auth=socket.handshake.auth)
+                rec.add(
+                    ev="connection",
+                    nsp=name,
+                    id=socket.id,
+                    auth=socket.handshake.auth,
+                    recovered=getattr(socket, "recovered", False),
+                )
 
                 def on_any(event: str, *args: Any) -> None:
                     rec.add(ev="event", nsp=name, id=socket.id, event=event, args=list(args))

@@ -1,8 +1,8 @@
 """fastsio.AsyncClient / SimpleClient against a fastsio server and against Node's socket.io 4.8
 (tests/node_server), every feature on both: transports and the upgrade, events, binary, acks both
 ways, namespaces, refusals, server disconnects, reconnection (transport closed, server restarted,
-given up), buffered and volatile emits, the msgpack parser, TLS. Node-only:
-connection state recovery (fastsio's server has none yet) and a socket.io 2.x server refused.
+given up), buffered and volatile emits, the msgpack parser, TLS, connection state recovery.
+Node-only: a socket.io 2.x server refused, sticky-session cookies, ping timeouts (SIGSTOP).
 Every wait is bounded."""
 
 from __future__ import annotations
@@ -434,11 +434,15 @@ async def test_tls(backends, clients, certificate, kind, transports):
     )
 
 
-# ------------------------------------------------------------------------ Node only
+# ------------------------------------------------------------------------ recovery; Node only
 
 
-async def test_connection_state_recovery(backends, clients):
-    server = await backends("node", recovery=True)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_connection_state_recovery(backends, clients, kind):
+    if kind == "node":
+        server = await backends("node", recovery=True)
+    else:
+        server = await backends("fastsio", connection_state_recovery=True)
     client = clients(server.url, transports=["websocket"])
     inbox = Inbox(client, "tick", "missed")
     await client.connect()
