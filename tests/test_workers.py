@@ -219,3 +219,28 @@ def test_run_from_code_with_workers_and_usage_errors(tmp_path):
     )
     assert bad.returncode == 2
     assert "--workers 'many': must be a number >= 1, 0 or 'auto'" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "transports", [["polling"], ["polling", "websocket"]], ids=["polling", "upgrade"]
+)
+async def test_polling_sessions_span_the_workers_without_sticky_sessions(workers, node, transports):
+    """Each polling request is a new TCP connection that SO_REUSEPORT gives to any worker: the
+    workers hand the requests for another's session over, and every client works."""
+    process, url = workers
+    client = await node(url, args={"transports": transports})
+    names = [f"p{i}" for i in range(6)]
+    for name in names:
+        await client.connect(name)
+    pids = set()
+    for name in names:
+        await client.expect("connect", name=name)
+        for _ in range(5):
+            pids.add(await ask(client, name, "whoami"))
+    assert pids <= children(process.process.pid)
+    await client.emit(names[0], "shout", "to all")
+    for name in names:
+        ev = await client.expect("event", name=name, event="heard")
+        assert ev["args"][0] == "to all"
+    assert client.seen("connect_error") == []
+    assert all(m.get("name") not in names for m in client.seen("disconnect"))
