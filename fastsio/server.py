@@ -463,6 +463,7 @@ class Server:
         if worker is not None and worker.count > 1:
             # sids name their worker; a request for another worker's session is handed over to
             # it (the engine closes the hand-over in close())
+            from .engine.ids import owner_prefix
             from .http.handover import Handover
 
             handover = Handover(
@@ -472,6 +473,7 @@ class Server:
                 worker.handover_path,
                 self.path + "/",
                 engine.sid_owner,
+                owner_prefix(worker.index, worker.count),
             )
             engine.use_workers(worker.index, worker.count, handover)
             http.handover = handover

@@ -782,6 +782,27 @@ def test_hand_over_frames_are_paired_with_their_descriptors(run):
     run(main())
 
 
+def test_the_first_bytes_check():
+    from fastsio.http.handover import Handover
+
+    handover = Handover(
+        None, 0, 2, lambda i: f"/nowhere/{i}", "/socket.io/", lambda sid: owner_of(sid, 2), "A"
+    )
+    check = handover.owner_of_head
+    line = b"GET /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert check(line % b"Bxxxxxxxxxxxxxxxxxxx") == 1
+    assert check(b"POST" + (line % b"Bxxxxxxxxxxxxxxxxxxx")[3:]) == 1
+    assert check(line % b"Axxxxxxxxxxxxxxxxxxx") is None  # ours
+    assert check(line % b"Zxxxxxxxxxxxxxxxxxxx") is None  # nobody's: the engine answers
+    assert check(line % b"") is None
+    assert check((line % b"Bxxxxxxxxxxxxxxxxxxx")[:30]) is None  # the line is not complete
+    assert check(b"GET /socket.io/?sid=B HTTP/1.1\r\n") == 1
+    assert check(b"GET /other/?sid=B HTTP/1.1\r\n") is None  # not the engine's path
+    assert check(b"GET /socket.io/?EIO=4&xsid=B HTTP/1.1\r\n") is None
+    assert check(b"GET /socket.io/?EIO=4 HTTP/1.1\r\nCookie: sid=B\r\n\r\n") is None
+    assert check(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n\r\n") is None
+
+
 def test_replay_bytes_parse_back_to_the_same_request():
     import httptools
 

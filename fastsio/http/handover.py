@@ -55,6 +55,7 @@ _MAX_FDS = 64  # descriptors taken per read (the kernel passes one frame's at mo
 _ANCILLARY = socket.CMSG_SPACE(_MAX_FDS * struct.calcsize("i"))
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 _QUERY_SEPARATORS = b"?&"
+_LINE_LIMIT = 8192  # a sid further than this in a connection's first bytes: the engine finds it
 _CLOEXEC = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
 
 
@@ -200,7 +201,7 @@ class Handover:
     index among ``count``, ``path_of(i)`` the Unix socket path of worker ``i``
     (``WorkerInfo.handover_path``), ``prefix`` the engine's path with a trailing slash,
     ``owner_of(sid)`` the index of the worker that made a sid (None: no worker's; it is given the
-    first two characters of the sid at least).
+    first two characters of the sid at least), ``own_prefix`` the start of this worker's sids.
     ``sent`` / ``adopted`` count the connections given away and taken in; ``refused`` the
     requests that could not be handed over.
     """
@@ -213,12 +214,16 @@ class Handover:
         path_of: Callable[[int], str],
         prefix: str,
         owner_of: Callable[[str], int | None],
+        own_prefix: str = "",
     ) -> None:
         self.http = http
         self.index = index
         self.count = count
         self.path_of = path_of
         self.owner_of = owner_of
+        # the start of this worker's sids (ids.owner_prefix): a request on its owner is told
+        # by comparing it, without owner_of
+        self._own_prefix = own_prefix.encode("latin-1") if own_prefix else b"\x00"
         self._target = b" " + prefix.encode("latin-1")
         self.path = path_of(index)
         self.sent = 0
@@ -352,16 +357,19 @@ class Handover:
         """The worker owning the session named by the request line at the start of ``data``
         (``sid=`` in the query of a target below the engine's path), if it is another worker.
         None when the line is not complete in ``data``: the engine sees the request then."""
-        end = data.find(b"\r\n")
-        if end < 0:
+        at = data.find(b"sid=", 0, _LINE_LIMIT)
+        if (
+            at < 0  # the usual case without a sid (a handshake, a WebSocket-only client)
+            or data[at - 1] not in _QUERY_SEPARATORS
+            or data.find(b"\r\n", 0, at) >= 0  # not on the request line
+            or data.find(b"\r\n", at) < 0  # the line is not complete
+            or data.find(self._target, 0, at) < 0  # not below the engine's path
+        ):
             return None
-        start = data.find(self._target, 0, end)
-        if start < 0:
-            return None
-        at = data.find(b"sid=", start, end)
-        if at < 0 or data[at - 1] not in _QUERY_SEPARATORS:
-            return None
-        owner = self.owner_of(data[at + 4 : at + 6].decode("latin-1"))
+        at += 4
+        if data.startswith(self._own_prefix, at):
+            return None  # a request on its owner: one comparison
+        owner = self.owner_of(data[at : at + 2].decode("latin-1"))
         return None if owner == self.index else owner
 
     def hand_over_connection(self, protocol: Any, data: bytes) -> bool:
