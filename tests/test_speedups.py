@@ -1156,6 +1156,82 @@ def test_frame_reader_differential(
         assert pure.buffered == comp.buffered
 
 
+@st.composite
+def compressed_websocket_streams(draw) -> bytes:
+    """Client streams with permessage-deflate: compressed messages (one client stream with
+    context takeover, or a stream per message), some fragmented with pings between the fragments,
+    plain messages between them, and sometimes RSV bits where they may not be, a bomb, or a
+    corrupted byte."""
+    import zlib
+
+    takeover = draw(st.booleans())
+    compressor = None
+    stream = b""
+    for _ in range(draw(st.integers(1, 4))):
+        mask = draw(st.binary(min_size=4, max_size=4))
+        kind = draw(st.sampled_from(["compressed", "compressed", "plain", "bomb", "ping"]))
+        opcode = draw(st.sampled_from([1, 2]))
+        if kind == "ping":
+            rsv = draw(st.sampled_from([0, 0x40]))
+            stream += client_frame(9, b"p", True, mask, rsv=rsv)
+            continue
+        text = draw(st.text(max_size=20)) * draw(st.sampled_from([1, 3, 50, 400]))
+        data = text.encode() if draw(st.booleans()) else text.encode()[1:]  # maybe invalid UTF-8
+        if kind == "bomb":
+            data = bytes(draw(st.sampled_from([2000, 200_000])))
+        if kind == "plain":
+            stream += client_frame(opcode, data, True, mask, rsv=draw(st.sampled_from([0, 0x20])))
+            continue
+        if compressor is None or not takeover:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        payload = (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        cuts = sorted(draw(st.lists(st.integers(0, len(payload)), max_size=3)))
+        pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)])]
+        continuation_rsv = draw(st.sampled_from([0, 0, 0, 0x40]))
+        for i, piece in enumerate(pieces):
+            first, last = i == 0, i == len(pieces) - 1
+            rsv = 0x40 if first else continuation_rsv
+            stream += client_frame(opcode if first else 0, piece, last, mask, rsv=rsv)
+            if not last and draw(st.booleans()):
+                stream += client_frame(9, b"between", True, mask)
+    if draw(st.integers(0, 4)) == 0:
+        raw = bytearray(stream)
+        raw[draw(st.integers(0, len(raw) - 1))] = draw(st.integers(0, 255))
+        stream = bytes(raw)
+    return stream
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stream=compressed_websocket_streams(),
+    cuts=st.lists(st.integers(0, 20000), max_size=6),
+    max_size=st.sampled_from([1_000_000, 1000, 100, 0, 2**70, 100.5, None]),
+    window_bits=st.sampled_from([15, 9]),
+    no_context_takeover=st.booleans(),
+    extension=st.booleans(),
+)
+def test_frame_reader_deflate_differential(
+    compiled, stream, cuts, max_size, window_bits, no_context_takeover, extension
+) -> None:
+    """The extension hook (permessage-deflate's Inflater) behaves the same in both readers."""
+    from fastsio.protocol.deflate import Inflater
+
+    pure = pure_websocket.FrameReader(max_size)
+    comp = compiled.websocket.FrameReader(max_size)
+    if extension:
+        pure.extension = Inflater(window_bits, no_context_takeover)
+        comp.extension = Inflater(window_bits, no_context_takeover)
+    assert (pure.extension is None) == (comp.extension is None)
+    bounds = sorted(c for c in cuts if c <= len(stream)) + [len(stream)]
+    start = 0
+    for end in bounds:
+        chunk = stream[start:end]
+        start = end
+        if same(pure.feed, comp.feed, chunk)[0] == "raise":
+            break
+        assert pure.buffered == comp.buffered
+
+
 def test_frame_reader_odd_input_types(compiled) -> None:
     for data in (3, "text", [0x81, 0x80], None):
         for prefix in (b"", b"\x81"):  # with an empty / a non-empty internal buffer
@@ -1196,11 +1272,13 @@ def test_frame_reader_attributes(compiled) -> None:
     payload=st.binary(max_size=130) | st.sampled_from([b"x" * 126, b"y" * 65536, "text", 5]),
     kind=st.sampled_from([bytes, bytearray, memoryview]),
     fin=st.sampled_from([True, False, 0, 1, None]),
+    rsv1=st.sampled_from([False, True, 0, 1, None, "x"]),
 )
-def test_build_frame_differential(compiled, opcode, payload, kind, fin) -> None:
+def test_build_frame_differential(compiled, opcode, payload, kind, fin, rsv1) -> None:
     if isinstance(payload, bytes):
         payload = kind(payload)
     same(pure_websocket.build_frame, compiled.websocket.build_frame, opcode, payload, fin)
+    same(pure_websocket.build_frame, compiled.websocket.build_frame, opcode, payload, fin, rsv1)
     same(pure_websocket.build_binary_frame, compiled.websocket.build_binary_frame, payload)
 
 

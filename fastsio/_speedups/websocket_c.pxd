@@ -14,10 +14,13 @@ cdef class FrameReader:
     cdef object _max_fragments          # max_fragments as given (an int, at least 1)
     cdef long long _max_fragments_c     # ... as a C integer (clamped: same comparisons)
     cdef object _frag_decoder
+    cdef bint _frag_compressed          # the fragmented message in progress had RSV1 set
+    cdef public object extension        # the extension hook (permessage-deflate) or None
 
     cdef bint _too_big(self, long long length, bint continuation) except -1
     cpdef list feed(self, data)
     cdef Py_ssize_t _parse(self, const unsigned char* p, Py_ssize_t n, list out) except -1
-    cdef _start_fragmented(self, int opcode, bytes payload)
+    cdef bint _check_rsv(self, int b0, int opcode) except -1
+    cdef _start_fragmented(self, int opcode, bytes payload, long long length, bint compressed)
     cdef _decode_fragment(self, bytes payload, bint final)
     cdef _end_fragmented(self)

@@ -185,13 +185,14 @@ cdef bytes _frame(int b0, object payload):
     return frame
 
 
-def build_frame(opcode, payload, fin=True):
-    """An unmasked (server) frame: header + payload, 7/16/64-bit length as needed."""
+def build_frame(opcode, payload, fin=True, rsv1=False):
+    """An unmasked (server) frame: header + payload, 7/16/64-bit length as needed. ``rsv1``:
+    the payload is compressed (permessage-deflate; data frames only)."""
     cdef long op
     cdef bint final
     cdef Py_ssize_t n
     if type(opcode) is not int or not _byte_string(payload):
-        return _pure.build_frame(opcode, payload, fin)
+        return _pure.build_frame(opcode, payload, fin, rsv1)
     if opcode < 0 or opcode > _PONG:
         raise ValueError(f"unknown opcode {opcode!r}")
     op = opcode
@@ -204,6 +205,10 @@ def build_frame(opcode, payload, fin=True):
             raise ValueError("control frames cannot be fragmented")
     elif op > _BINARY:
         raise ValueError(f"unknown opcode {opcode!r}")
+    if rsv1:
+        if op >= 8:
+            raise ValueError("control frames cannot be compressed")
+        op |= 0x40
     return _frame((0x80 | op) if final else op, payload)
 
 
@@ -259,6 +264,10 @@ cdef class FrameReader:
     frames are returned as they come, also between the fragments of a message. Partial frames are
     kept for the next call. Raises WebSocketError (1002, 1007, 1009, and 1008 for a message of
     more than ``max_fragments`` frames); the reader is not usable after that.
+
+    ``extension``: the one extension hook, as in the pure module (see its docstring): while it
+    is set, RSV1 on the first frame of a data message sends every frame of that message through
+    ``extension.decode(payload, fin, max_message_size)``.
     """
 
     # (its attributes are declared in websocket_c.pxd, for wsconn_c to cimport)
@@ -280,6 +289,8 @@ cdef class FrameReader:
         self._frag_size = 0
         self._frag_count = 0  # frames of the fragmented message so far
         self._frag_decoder = None
+        self._frag_compressed = False  # the fragmented message in progress had RSV1 set
+        self.extension = None
 
     @property
     def max_fragments(self):
@@ -362,16 +373,17 @@ cdef class FrameReader:
         cdef const unsigned char* mask
         cdef Py_ssize_t pos = 0, hlen, end
         cdef int b0, b1, opcode, k
-        cdef bint fin, masked
+        cdef bint fin, masked, compressed
         cdef long long length
         cdef uint64_t length64
         cdef bytes payload
         while n - pos >= 2:
             b0 = p[pos]
             b1 = p[pos + 1]
-            if b0 & 0x70:
-                raise WebSocketError(_PROTOCOL_ERROR, "reserved bits set (no extension)")
             opcode = b0 & 0x0F
+            compressed = False
+            if b0 & 0x70:
+                compressed = self._check_rsv(b0, opcode)
             fin = b0 & 0x80
             masked = b1 & 0x80
             length = b1 & 0x7F
@@ -389,6 +401,7 @@ cdef class FrameReader:
                     raise WebSocketError(
                         _PROTOCOL_ERROR, "continuation frame without a message to continue"
                     )
+                compressed = self._frag_compressed
             elif opcode <= _BINARY:
                 if self._frag_opcode:
                     raise WebSocketError(
@@ -431,20 +444,26 @@ cdef class FrameReader:
             end = pos + hlen + <Py_ssize_t>length
             mask = p + pos + hlen - 4 if masked else NULL
 
-            if opcode == _TEXT and fin:
+            if opcode == _TEXT and fin and not compressed:
                 out.append((OP_TEXT, _text_payload(p + pos + hlen, length, mask)))
                 pos = end
                 continue
             payload = _payload(p + pos + hlen, length, mask)
             pos = end
+            if compressed:
+                payload = self.extension.decode(payload, fin, self._max_size)
 
             if opcode == _TEXT:
-                self._start_fragmented(_TEXT, payload)
+                if fin:
+                    out.append((OP_TEXT, _text(<const unsigned char*>PyBytes_AS_STRING(payload),
+                                               len(payload))))
+                else:
+                    self._start_fragmented(_TEXT, payload, length, compressed)
             elif opcode == _BINARY:
                 if fin:
                     out.append((OP_BINARY, payload))
                 else:
-                    self._start_fragmented(_BINARY, payload)
+                    self._start_fragmented(_BINARY, payload, length, compressed)
             elif opcode == _CONT:
                 self._frag_size += length
                 self._frag_count += 1
@@ -464,9 +483,22 @@ cdef class FrameReader:
 
         return pos
 
-    cdef _start_fragmented(self, int opcode, bytes payload):
+    cdef bint _check_rsv(self, int b0, int opcode) except -1:
+        """Reserved bits are set in a frame's first byte: True when that is a compressed message
+        the extension will decode, else WebSocketError 1002."""
+        if (b0 & 0x70) != 0x40 or self.extension is None:
+            raise WebSocketError(_PROTOCOL_ERROR, "reserved bits set (no extension)")
+        if opcode >= 8:
+            raise WebSocketError(_PROTOCOL_ERROR, "RSV1 set on a control frame")
+        if opcode == _CONT:
+            raise WebSocketError(_PROTOCOL_ERROR, "RSV1 set on a continuation frame")
+        return True
+
+    cdef _start_fragmented(self, int opcode, bytes payload, long long length, bint compressed):
+        # length: the frame's own (wire) length, what max_message_size bounds
         self._frag_opcode = opcode
-        self._frag_size = len(payload)
+        self._frag_size = length
+        self._frag_compressed = compressed
         self._frag_count = 1
         if opcode == _TEXT:
             self._frag_decoder = _Utf8Decoder()
@@ -487,3 +519,4 @@ cdef class FrameReader:
         self._frag_size = 0
         self._frag_count = 0
         self._frag_decoder = None
+        self._frag_compressed = False

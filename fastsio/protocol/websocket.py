@@ -1,8 +1,9 @@
 """RFC 6455 WebSocket framing, server side (sans-I/O).
 
 ``FrameReader`` turns the bytes read from a client into whole messages and control frames;
-``build_*`` make unmasked server frames. No extensions (permessage-deflate is not negotiated), so
-RSV bits must be zero.
+``build_*`` make unmasked server frames. RSV bits must be zero, except RSV1 on the first frame of a
+data message when an extension is set (``FrameReader.extension``: permessage-deflate, see
+``fastsio.protocol.deflate``); the extension then decodes every frame of that message.
 
 Plain typed Python, written to be compiled by Cython unchanged (see fastsio/_speedups).
 """
@@ -105,8 +106,11 @@ def _frame_header(opcode: int, n: int, fin: bool) -> bytes:
     return _HEADER_64.pack(b0, 127, n)
 
 
-def build_frame(opcode: int, payload: bytes | bytearray | memoryview, fin: bool = True) -> bytes:
-    """An unmasked (server) frame: header + payload, 7/16/64-bit length as needed."""
+def build_frame(
+    opcode: int, payload: bytes | bytearray | memoryview, fin: bool = True, rsv1: bool = False
+) -> bytes:
+    """An unmasked (server) frame: header + payload, 7/16/64-bit length as needed. ``rsv1``:
+    the payload is compressed (permessage-deflate; data frames only)."""
     n = len(payload)
     if opcode >= 8:
         if opcode > OP_PONG:
@@ -117,6 +121,10 @@ def build_frame(opcode: int, payload: bytes | bytearray | memoryview, fin: bool 
             raise ValueError("control frames cannot be fragmented")
     elif opcode > OP_BINARY or opcode < 0:
         raise ValueError(f"unknown opcode {opcode!r}")
+    if rsv1:
+        if opcode >= 8:
+            raise ValueError("control frames cannot be compressed")
+        return _frame_header(0x40 | opcode, n, fin) + payload
     if fin and n < 126:
         if opcode == OP_TEXT:
             return _TEXT_HEADERS[n] + payload
@@ -224,16 +232,27 @@ class FrameReader:
     frames are returned as they come, also between the fragments of a message. Partial frames are
     kept for the next call. Raises WebSocketError (1002, 1007, 1009, and 1008 for a message of
     more than ``max_fragments`` frames); the reader is not usable after that.
+
+    ``extension`` (None by default) is the one extension hook: an object with
+    ``decode(payload: bytes, fin: bool, max_size) -> bytes``. While it is set, the first frame of
+    a text or binary message may have RSV1 set (never a continuation or a control frame: 1002;
+    RSV2 and RSV3: always 1002); each frame of such a message, the continuations included, goes
+    through ``extension.decode(payload, fin, max_message_size)`` once unmasked, and what it
+    returns is the frame's data from then on (UTF-8 is checked on it). ``max_message_size`` still
+    bounds the frames' own lengths; the extension bounds what it returns (permessage-deflate:
+    1009 past ``max_size`` inflated bytes per message).
     """
 
     __slots__ = (
         "_buf",
+        "_frag_compressed",
         "_frag_count",
         "_frag_decoder",
         "_frag_opcode",
         "_frag_parts",
         "_frag_size",
         "_max_fragments",
+        "extension",
         "max_message_size",
         "require_mask",
     )
@@ -253,6 +272,8 @@ class FrameReader:
         self._frag_size = 0
         self._frag_count = 0  # frames of the fragmented message so far
         self._frag_decoder = None
+        self._frag_compressed = False  # the fragmented message in progress had RSV1 set
+        self.extension = None
 
     @property
     def max_fragments(self) -> int:
@@ -284,9 +305,10 @@ class FrameReader:
         while n - pos >= 2:
             b0 = src[pos]
             b1 = src[pos + 1]
-            if b0 & 0x70:
-                raise WebSocketError(CLOSE_PROTOCOL_ERROR, "reserved bits set (no extension)")
             opcode = b0 & 0x0F
+            compressed = False
+            if b0 & 0x70:
+                compressed = self._check_rsv(b0, opcode)
             fin = b0 & 0x80
             masked = b1 & 0x80
             length = b1 & 0x7F
@@ -304,6 +326,7 @@ class FrameReader:
                     raise WebSocketError(
                         CLOSE_PROTOCOL_ERROR, "continuation frame without a message to continue"
                     )
+                compressed = self._frag_compressed
             elif opcode <= OP_BINARY:
                 if self._frag_opcode:
                     raise WebSocketError(
@@ -353,17 +376,19 @@ class FrameReader:
             else:
                 payload = bytes(src[pos + hlen : end])
             pos = end
+            if compressed:
+                payload = self.extension.decode(payload, bool(fin), max_size)
 
             if opcode == OP_TEXT:
                 if fin:
                     out.append((OP_TEXT, _decode_text(payload)))
                 else:
-                    self._start_fragmented(OP_TEXT, payload)
+                    self._start_fragmented(OP_TEXT, payload, length, compressed)
             elif opcode == OP_BINARY:
                 if fin:
                     out.append((OP_BINARY, payload))
                 else:
-                    self._start_fragmented(OP_BINARY, payload)
+                    self._start_fragmented(OP_BINARY, payload, length, compressed)
             elif opcode == OP_CONTINUATION:
                 self._frag_size += length
                 self._frag_count += 1
@@ -388,9 +413,22 @@ class FrameReader:
             buf += memoryview(src)[pos:]
         return out
 
-    def _start_fragmented(self, opcode: int, payload: bytes) -> None:
+    def _check_rsv(self, b0: int, opcode: int) -> bool:
+        """Reserved bits are set in a frame's first byte: True when that is a compressed message
+        the extension will decode, else WebSocketError 1002."""
+        if (b0 & 0x70) != 0x40 or self.extension is None:
+            raise WebSocketError(CLOSE_PROTOCOL_ERROR, "reserved bits set (no extension)")
+        if opcode >= 8:
+            raise WebSocketError(CLOSE_PROTOCOL_ERROR, "RSV1 set on a control frame")
+        if opcode == OP_CONTINUATION:
+            raise WebSocketError(CLOSE_PROTOCOL_ERROR, "RSV1 set on a continuation frame")
+        return True
+
+    def _start_fragmented(self, opcode: int, payload: bytes, length: int, compressed: bool) -> None:
+        # length: the frame's own (wire) length, what max_message_size bounds
         self._frag_opcode = opcode
-        self._frag_size = len(payload)
+        self._frag_size = length
+        self._frag_compressed = compressed
         self._frag_count = 1
         if opcode == OP_TEXT:
             self._frag_decoder = _Utf8Decoder()
@@ -411,3 +449,4 @@ class FrameReader:
         self._frag_size = 0
         self._frag_count = 0
         self._frag_decoder = None
+        self._frag_compressed = False
