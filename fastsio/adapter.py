@@ -19,7 +19,9 @@ __all__ = [
     "Adapter",
     "BroadcastOptions",
     "InMemoryAdapter",
+    "deflated_frames",
     "fanout",
+    "fanout_compressed",
     "fanout_volatile",
     "is_writable",
     "prepare_packets",
@@ -38,14 +40,17 @@ class BroadcastOptions:
     ``rooms``: the union of these rooms (all sockets of the namespace when empty);
     ``except_rooms``: minus the sockets in any of these; ``volatile``: may be dropped for a
     session that is not ready; ``local``: this server only (a cluster adapter's business);
-    ``timeout``: seconds to wait for the acks of a broadcast with acks.
+    ``timeout``: seconds to wait for the acks of a broadcast with acks; ``compress``: False
+    sends it uncompressed to every target (``compress(False)``; True: as the server's
+    ``per_message_deflate`` and ``http_compression`` say).
 
     ``to_wire()`` / ``from_wire()`` give the form cluster adapters send to other servers, the one
     Node's adapters use: ``{"rooms": [...], "except": [...], "flags": {...}}`` with the flags
-    ``volatile``, ``local`` and ``timeout`` (in milliseconds), present only when set.
+    ``volatile``, ``local``, ``timeout`` (in milliseconds) and ``compress`` (only when False),
+    present only when set.
     """
 
-    __slots__ = ("except_rooms", "local", "rooms", "timeout", "volatile")
+    __slots__ = ("compress", "except_rooms", "local", "rooms", "timeout", "volatile")
 
     def __init__(
         self,
@@ -54,17 +59,20 @@ class BroadcastOptions:
         volatile: bool = False,
         local: bool = False,
         timeout: float | None = None,
+        compress: bool = True,
     ) -> None:
         self.rooms = rooms
         self.except_rooms = except_rooms
         self.volatile = volatile
         self.local = local
         self.timeout = timeout
+        self.compress = compress
 
     def __repr__(self) -> str:
         return (
             f"BroadcastOptions(rooms={set(self.rooms)!r}, except_rooms={set(self.except_rooms)!r}, "
-            f"volatile={self.volatile!r}, local={self.local!r}, timeout={self.timeout!r})"
+            f"volatile={self.volatile!r}, local={self.local!r}, timeout={self.timeout!r}, "
+            f"compress={self.compress!r})"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -82,6 +90,8 @@ class BroadcastOptions:
             flags["local"] = True
         if self.timeout is not None:
             flags["timeout"] = round(self.timeout * 1000)
+        if not self.compress:
+            flags["compress"] = False
         return {"rooms": list(self.rooms), "except": list(self.except_rooms), "flags": flags}
 
     @classmethod
@@ -105,7 +115,12 @@ class BroadcastOptions:
                 raise ValueError(f"invalid broadcast timeout {timeout!r}")
             timeout = timeout / 1000
         return cls(
-            rooms, except_rooms, bool(flags.get("volatile")), bool(flags.get("local")), timeout
+            rooms,
+            except_rooms,
+            bool(flags.get("volatile")),
+            bool(flags.get("local")),
+            timeout,
+            flags.get("compress") is not False,
         )
 
 
@@ -145,6 +160,53 @@ def is_writable(session: Any) -> bool:
         return False
     buffer_size = getattr(session, "write_buffer_size", None)
     return not (buffer_size is not None and buffer_size() > VOLATILE_BUFFER_LIMIT)
+
+
+def fanout_compressed(
+    sessions: Sequence[Any], packets: Sequence[Any], frames: Sequence[bytes]
+) -> None:
+    """``fanout`` with permessage-deflate: the sessions whose WebSocket agreed on it are grouped
+    by their (shared) compressor, and each group gets the frames deflated once for all of it:
+    one deflate per broadcast and server window (usually one), never one per recipient. The
+    others (polling, no extension, Engine.IO v3 binary) get the plain frames."""
+    plain: list = []
+    groups: dict = {}
+    for session in sessions:
+        deflater = getattr(session, "deflater", None)
+        if deflater is None:
+            plain.append(session)
+        else:
+            group = groups.get(deflater)
+            if group is None:
+                groups[deflater] = [session]
+            else:
+                group.append(session)
+    if plain:
+        fanout(plain, packets, frames)
+    for deflater, group in groups.items():
+        fanout(group, packets, deflated_frames(deflater, packets, frames))
+
+
+def deflated_frames(deflater: Any, packets: Sequence[Any], frames: Sequence[bytes]) -> list:
+    """The frames of a prepared broadcast for connections using ``deflater``: each one that is
+    long enough (and shrinks) compressed, the others as they were."""
+    out = []
+    for i in range(len(packets)):
+        packet = packets[i]
+        if type(packet) is str:
+            frame = deflater.text_frame(packet)
+        else:
+            frame = deflater.binary_frame(packet)
+        out.append(frames[i] if frame is None else frame)
+    return out
+
+
+def _compressible(frames: Sequence[bytes], threshold: int) -> bool:
+    # a frame is its payload plus a 2..10-byte header: shorter ones cannot reach the threshold
+    for frame in frames:
+        if len(frame) > threshold:
+            return True
+    return False
 
 
 def prepare_packets(parts: Sequence[Any]) -> tuple:
@@ -392,10 +454,16 @@ class InMemoryAdapter(Adapter):
         if not sockets:
             return
         nsp = self.nsp
-        parts = nsp.server.encode_packet(packet.type, nsp.name, packet.data, packet.id)
+        server = nsp.server
+        parts = server.encode_packet(packet.type, nsp.name, packet.data, packet.id)
         packets, frames = prepare_packets(parts)
         sessions = [socket.client.session for socket in sockets]
-        if opts.volatile:
+        deflate = server.per_message_deflate
+        if deflate is not None and opts.compress and _compressible(frames, deflate.threshold):
+            if opts.volatile:
+                sessions = [session for session in sessions if is_writable(session)]
+            fanout_compressed(sessions, packets, frames)
+        elif opts.volatile:
             fanout_volatile(sessions, packets, frames)
         else:
             fanout(sessions, packets, frames)
@@ -424,9 +492,15 @@ class InMemoryAdapter(Adapter):
         client_count_callback(len(sockets))
         if not sockets:
             return
-        parts = nsp.server.encode_packet(packet.type, nsp.name, packet.data, packet.id)
+        server = nsp.server
+        parts = server.encode_packet(packet.type, nsp.name, packet.data, packet.id)
         packets, frames = prepare_packets(parts)
-        fanout([socket.client.session for socket in sockets], packets, frames)
+        sessions = [socket.client.session for socket in sockets]
+        deflate = server.per_message_deflate
+        if deflate is not None and opts.compress and _compressible(frames, deflate.threshold):
+            fanout_compressed(sessions, packets, frames)
+        else:
+            fanout(sessions, packets, frames)
 
     def cancel_acks(self, ack_id: int) -> None:
         """Forget the acks still awaited for broadcast ``ack_id`` (its timeout expired)."""

@@ -67,9 +67,18 @@ def log_exception(result: Any, exc: BaseException | None) -> None:
 
 
 class BroadcastOperator:
-    """Who to emit to (rooms, excepted rooms) and how (volatile, local, ack timeout)."""
+    """Who to emit to (rooms, excepted rooms) and how (volatile, local, ack timeout,
+    compress)."""
 
-    __slots__ = ("_except_rooms", "_local", "_nsp", "_rooms", "_timeout", "_volatile")
+    __slots__ = (
+        "_compress",
+        "_except_rooms",
+        "_local",
+        "_nsp",
+        "_rooms",
+        "_timeout",
+        "_volatile",
+    )
 
     def __init__(
         self,
@@ -79,6 +88,7 @@ class BroadcastOperator:
         volatile: bool = False,
         local: bool = False,
         timeout: float | None = None,
+        compress: bool = True,
     ) -> None:
         self._nsp = nsp
         self._rooms = rooms
@@ -86,6 +96,7 @@ class BroadcastOperator:
         self._volatile = volatile
         self._local = local
         self._timeout = timeout
+        self._compress = compress
 
     def _copy(self, **changes: Any) -> BroadcastOperator:
         values = {
@@ -94,6 +105,7 @@ class BroadcastOperator:
             "volatile": self._volatile,
             "local": self._local,
             "timeout": self._timeout,
+            "compress": self._compress,
         }
         values.update(changes)
         return BroadcastOperator(self._nsp, **values)
@@ -125,13 +137,20 @@ class BroadcastOperator:
         return self._copy(timeout=seconds)
 
     def compress(self, compress: bool = True) -> BroadcastOperator:
-        """Accepted for compatibility with Node's API; per-message compression is not used."""
-        return self
+        """``compress(False)``: the next emit is sent uncompressed (permessage-deflate and HTTP
+        compression), as Node's ``compress(false)``; True (the default): as the server's options
+        say."""
+        return self._copy(compress=bool(compress))
 
     @property
     def options(self) -> BroadcastOptions:
         return BroadcastOptions(
-            self._rooms, self._except_rooms, self._volatile, self._local, self._timeout
+            self._rooms,
+            self._except_rooms,
+            self._volatile,
+            self._local,
+            self._timeout,
+            self._compress,
         )
 
     # -- emitting -------------------------------------------------------------------------------
@@ -193,13 +212,14 @@ class BroadcastOperator:
         return await self._nsp.adapter.fetch_sockets(self.options)
 
     def __repr__(self) -> str:
-        return "<BroadcastOperator {} rooms={!r} except={!r}{}{}{}>".format(
+        return "<BroadcastOperator {} rooms={!r} except={!r}{}{}{}{}>".format(
             self._nsp.name,
             set(self._rooms),
             set(self._except_rooms),
             " volatile" if self._volatile else "",
             " local" if self._local else "",
             f" timeout={self._timeout}" if self._timeout is not None else "",
+            "" if self._compress else " uncompressed",
         )
 
 

@@ -141,7 +141,7 @@ class Namespace:
         return BroadcastOperator(self, timeout=seconds)
 
     def compress(self, compress: bool = True) -> BroadcastOperator:
-        return BroadcastOperator(self)
+        return BroadcastOperator(self, compress=bool(compress))
 
     def sockets_join(self, rooms: Rooms) -> None:
         """Make every socket of the namespace join ``rooms``."""

@@ -78,6 +78,14 @@ class Server:
     error", logged) once this many bytes wait to be sent to it (Node has no bound); keep it above
     the largest message you send. ``shutdown_timeout``: seconds ``close()`` waits for handlers
     still running (after the clients are disconnected) before it cancels them.
+    ``per_message_deflate``: WebSocket compression (RFC 7692), Node's ``perMessageDeflate``: off
+    by default as in Node; True, or a dict of ``fastsio.protocol.deflate.PerMessageDeflate``'s
+    settings (``threshold`` 1024 bytes, ``level``, ``mem_level``, ``server_max_window_bits``,
+    ``client_max_window_bits``, ``client_no_context_takeover``). A broadcast is deflated once
+    for all its targets. ``http_compression``: gzip/deflate of long-polling responses of at
+    least ``threshold`` bytes (1024) when the client accepts it, Node's ``httpCompression``: on
+    by default; False, or a dict (``threshold``, ``level``). ``compress(False)`` on a socket or
+    an operator sends the next emit uncompressed.
     """
 
     def __init__(
@@ -104,6 +112,8 @@ class Server:
         max_namespaces_per_client: int | None = 100,
         max_buffered_bytes: int = 4 * 1024 * 1024,
         shutdown_timeout: float = 5.0,
+        per_message_deflate: bool | dict = False,
+        http_compression: bool | dict = True,
     ) -> None:
         self.path = "/" + path.strip("/")
         self.cors_allowed_origins = cors_allowed_origins
@@ -138,6 +148,13 @@ class Server:
         if shutdown_timeout < 0:
             raise ValueError("shutdown_timeout must be >= 0 (seconds)")
         self.shutdown_timeout = float(shutdown_timeout)
+        from .http.compression import http_compression_options
+        from .protocol.deflate import deflate_options
+
+        #: permessage-deflate settings (None: off; the broadcast fan-out reads it) and the HTTP
+        #: compression of polling responses (None: off)
+        self.per_message_deflate = deflate_options(per_message_deflate)
+        self.http_compression = http_compression_options(http_compression)
         #: the packet parser (server-wide, as in Node) and its (type, nsp, data, id) encoder;
         #: Socket.IO v2 clients get its ``for_eio3()`` variant where it has one
         self.parser = resolve_parser(parser)
@@ -447,6 +464,8 @@ class Server:
             allow_request=self.allow_request,
             on_connection=self.handle_engine_session,
             allow_eio3=self.allow_eio3,
+            per_message_deflate=self.per_message_deflate,
+            http_compression=self.http_compression,
         )
         http = HttpServer(max_body_size=self.max_http_buffer_size + _BODY_SLACK)
         # the longest prefix wins, so the client files are found before the engine's path

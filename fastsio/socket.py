@@ -218,7 +218,12 @@ class Socket:
         return await self._emit_with_ack([event, *args], timeout, False)
 
     def _emit(
-        self, data: list, ack: Callable | None, timeout: float | None, volatile: bool
+        self,
+        data: list,
+        ack: Callable | None,
+        timeout: float | None,
+        volatile: bool,
+        compress: bool = True,
     ) -> bool:
         if self._state >= DISCONNECTED:
             return False
@@ -234,10 +239,15 @@ class Socket:
                 with_error = _CallbackAck(ack, self.server, with_error=True)
                 self.expect_ack(ack_id, with_error.on_ack, with_error.on_fail, timeout)
         client = self.client
-        client._send(client.encode(_EVENT, self.nsp.name, data, ack_id))
+        if compress:
+            client._send(client.encode(_EVENT, self.nsp.name, data, ack_id))
+        else:
+            _send_uncompressed(client, client.encode(_EVENT, self.nsp.name, data, ack_id))
         return True
 
-    async def _emit_with_ack(self, data: list, timeout: float | None, volatile: bool) -> Any:
+    async def _emit_with_ack(
+        self, data: list, timeout: float | None, volatile: bool, compress: bool = True
+    ) -> Any:
         if self._state >= DISCONNECTED:
             raise DisconnectedError()
         future = asyncio.get_running_loop().create_future()
@@ -254,7 +264,11 @@ class Socket:
         self.expect_ack(ack_id, on_ack, on_fail, timeout)
         client = self.client
         if not volatile or is_writable(client.session):
-            client._send(client.encode(_EVENT, self.nsp.name, data, ack_id))
+            parts = client.encode(_EVENT, self.nsp.name, data, ack_id)
+            if compress:
+                client._send(parts)
+            else:
+                _send_uncompressed(client, parts)
         try:
             return await future
         finally:
@@ -482,9 +496,11 @@ class Socket:
         no ack came within ``seconds``, else None."""
         return SocketEmitter(self, seconds, False)
 
-    def compress(self, compress: bool = True) -> Socket:
-        """Accepted for compatibility with Node's API; per-message compression is not used."""
-        return self
+    def compress(self, compress: bool = True) -> SocketEmitter:
+        """``compress(False)``: the next emit is sent uncompressed (permessage-deflate and HTTP
+        compression), as Node's ``socket.compress(false)``; True (the default): as the server's
+        options say."""
+        return SocketEmitter(self, None, False, bool(compress))
 
     # -- connecting and disconnecting ------------------------------------------------------------
 
@@ -552,35 +568,57 @@ class _CallbackAck:
         log_exception(result, exc)
 
 
+def _send_uncompressed(client: Any, parts: list) -> None:
+    """``client._send(parts)`` for ``compress(False)``: never compressed."""
+    if client.closed:
+        return
+    session = client.session
+    for part in parts:
+        session.send(part, False)
+
+
 class SocketEmitter:
-    """``socket.timeout(s)`` / ``socket.volatile``: flags for the next emit to one socket."""
+    """``socket.timeout(s)`` / ``socket.volatile`` / ``socket.compress(b)``: flags for the next
+    emit to one socket."""
 
-    __slots__ = ("_socket", "_timeout", "_volatile")
+    __slots__ = ("_compress", "_socket", "_timeout", "_volatile")
 
-    def __init__(self, socket: Socket, timeout: float | None, volatile: bool) -> None:
+    def __init__(
+        self, socket: Socket, timeout: float | None, volatile: bool, compress: bool = True
+    ) -> None:
         self._socket = socket
         self._timeout = timeout
         self._volatile = volatile
+        self._compress = compress
 
     def timeout(self, seconds: float) -> SocketEmitter:
-        return SocketEmitter(self._socket, seconds, self._volatile)
+        return SocketEmitter(self._socket, seconds, self._volatile, self._compress)
 
     @property
     def volatile(self) -> SocketEmitter:
-        return SocketEmitter(self._socket, self._timeout, True)
+        return SocketEmitter(self._socket, self._timeout, True, self._compress)
+
+    def compress(self, compress: bool = True) -> SocketEmitter:
+        return SocketEmitter(self._socket, self._timeout, self._volatile, bool(compress))
 
     def emit(self, event: str, *args: Any, ack: Callable | None = None) -> bool:
         check_event_name(event)
-        return self._socket._emit([event, *args], ack, self._timeout, self._volatile)
+        return self._socket._emit(
+            [event, *args], ack, self._timeout, self._volatile, self._compress
+        )
 
     def send(self, *args: Any, ack: Callable | None = None) -> bool:
-        return self._socket._emit(["message", *args], ack, self._timeout, self._volatile)
+        return self._socket._emit(
+            ["message", *args], ack, self._timeout, self._volatile, self._compress
+        )
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
         check_event_name(event)
         if timeout is None:
             timeout = self._timeout
-        return await self._socket._emit_with_ack([event, *args], timeout, self._volatile)
+        return await self._socket._emit_with_ack(
+            [event, *args], timeout, self._volatile, self._compress
+        )
 
     # broadcasting with these flags, the sender left out
     def _operator(self) -> BroadcastOperator:
@@ -590,6 +628,7 @@ class SocketEmitter:
             except_rooms=frozenset((socket.id,)),
             volatile=self._volatile,
             timeout=self._timeout,
+            compress=self._compress,
         )
 
     def to(self, rooms: Rooms) -> BroadcastOperator:

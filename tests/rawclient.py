@@ -65,30 +65,59 @@ class WebSocketClient:
         self.messages: asyncio.Queue = asyncio.Queue()
         self.close_code: int | None = None
         self.rejected_status: int | None = None
+        #: every byte received (the 101 included), for frame-level checks (``frames()``)
+        self.raw = bytearray()
+        #: the extensions the server accepted (wsproto objects)
+        self.extensions: list = []
         self._pump_task: asyncio.Task | None = None
         self._text_parts: list[str] = []
         self._bytes_parts: list[bytes] = []
 
     @classmethod
-    async def connect(cls, port: int, target: str, headers=()) -> WebSocketClient:
+    async def connect(cls, port: int, target: str, headers=(), extensions=()) -> WebSocketClient:
+        """``extensions``: wsproto extension objects to offer (e.g. its PerMessageDeflate)."""
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         client = cls(reader, writer)
-        writer.write(
-            client.ws.send(Request(host="127.0.0.1", target=target, extra_headers=list(headers)))
+        request = Request(
+            host="127.0.0.1",
+            target=target,
+            extra_headers=list(headers),
+            extensions=list(extensions),
         )
+        writer.write(client.ws.send(request))
         await client._handshake()
         return client
+
+    def frames(self) -> list[tuple[int, bytes]]:
+        """The server frames received so far: (first byte, payload as sent, compressed or not)."""
+        data = bytes(self.raw)
+        pos = data.index(b"\r\n\r\n") + 4
+        out = []
+        while len(data) - pos >= 2:
+            b0, n = data[pos], data[pos + 1] & 0x7F
+            head = 2
+            if n == 126:
+                n, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
+            elif n == 127:
+                n, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
+            if pos + head + n > len(data):
+                break
+            out.append((b0, data[pos + head : pos + head + n]))
+            pos += head + n
+        return out
 
     async def _handshake(self) -> None:
         while True:
             data = await asyncio.wait_for(self.reader.read(65536), TIMEOUT)
             if not data:
                 raise ConnectionError("closed during handshake")
+            self.raw += data
             self.ws.receive_data(data)
             accepted = False
             for event in self.ws.events():
                 if isinstance(event, AcceptConnection):
                     accepted = True
+                    self.extensions = list(event.extensions)
                 elif isinstance(event, (RejectConnection, RejectData)):
                     self.rejected_status = getattr(event, "status_code", None)
                     raise ConnectionRefusedError(f"rejected: {self.rejected_status}")
@@ -105,6 +134,7 @@ class WebSocketClient:
                 if not data:
                     self.ws.receive_data(None)
                 else:
+                    self.raw += data
                     self.ws.receive_data(data)
                 for event in self.ws.events():
                     self._handle(event)

@@ -16,9 +16,15 @@ def test_broadcast_options_round_trip_as_node_writes_them():
     assert wire["flags"] == {"volatile": True, "timeout": 1500}
     assert BroadcastOptions.from_wire(wire) == opts
     assert BroadcastOptions.from_wire(None) is EMPTY_OPTIONS
-    # Node's emitter writes the keys in another order and flags Node knows but fastsio ignores
+    # Node's emitter writes the keys in another order and flags Node knows but fastsio ignores;
+    # compress: false is Node's compress(false), honoured
     node = {"rooms": [], "flags": {"compress": False, "expectSingleResponse": True}, "except": []}
+    assert BroadcastOptions.from_wire(node) == BroadcastOptions(compress=False)
+    node["flags"]["compress"] = True
     assert BroadcastOptions.from_wire(node) == BroadcastOptions()
+    uncompressed = BroadcastOptions(compress=False)
+    assert uncompressed.to_wire()["flags"] == {"compress": False}
+    assert BroadcastOptions.from_wire(uncompressed.to_wire()) == uncompressed
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,9 @@ cdef class TickWriter:
 
 cdef class WebSocketConnection:
     cdef public object transport, client, loop, listener, close_timeout
+    # permessage-deflate's shared compressor (read by the broadcast fan-out) and this
+    # connection's inflater, or None
+    cdef public object deflater, inflater
     cdef public bint writing_paused
     # bytes that came with the handshake, set by HttpProtocol.accept_websocket
     cdef public object _pending

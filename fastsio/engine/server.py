@@ -20,7 +20,10 @@ from typing import Any
 
 import orjson
 
+from ..http.compression import accept_websocket as accept_compressed_websocket
+from ..http.compression import http_compression_options
 from ..http.cors import cors_headers, origin_allowed, preflight_headers
+from ..protocol.deflate import deflate_options
 from .constants import (
     APPLICATION_JSON,
     BAD_HANDSHAKE_METHOD,
@@ -71,6 +74,8 @@ class EngineServer:
         on_connection: Callable[[EngineSession], None] | None = None,
         allow_eio3: bool = False,
         max_buffered_bytes: int = MAX_BUFFERED_BYTES,
+        per_message_deflate: Any = False,
+        http_compression: Any = True,
     ) -> None:
         transports = tuple(transports)
         for name in transports:
@@ -94,6 +99,10 @@ class EngineServer:
         self.cors_credentials = cors_credentials
         self.allow_request = allow_request
         self.allow_eio3 = bool(allow_eio3)
+        #: permessage-deflate settings (None: off) and the polling responses' HTTP compression
+        #: (None: off); see fastsio.protocol.deflate and fastsio.http.compression
+        self.per_message_deflate = deflate_options(per_message_deflate)
+        self.http_compression = http_compression_options(http_compression)
         self.on_connection = on_connection or _ignore_connection
         self.sessions: dict[str, EngineSession] = {}
         self._http: Any = None
@@ -259,6 +268,10 @@ class EngineServer:
 
     def accept_websocket(self, request: Any, listener: Any) -> Any:
         """Answer a WebSocket handshake; ``listener`` gets the connection's messages."""
+        if self.per_message_deflate is not None:
+            return accept_compressed_websocket(
+                request, listener, self.per_message_deflate, self.max_http_buffer_size
+            )
         return request.accept_websocket(listener, max_message_size=self.max_http_buffer_size)
 
     def response_headers(self, request: Any, content_type: str) -> list[tuple[str, str]]:

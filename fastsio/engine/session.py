@@ -116,20 +116,22 @@ class EngineSession:
 
     # -- sending ------------------------------------------------------------------------------
 
-    def send(self, data: str | bytes) -> None:
-        """Send one message (text or binary). Returns at once; the bytes are queued."""
+    def send(self, data: str | bytes, compress: bool = True) -> None:
+        """Send one message (text or binary). Returns at once; the bytes are queued.
+        ``compress=False``: never compressed (permessage-deflate, HTTP compression); else as
+        the server's options say."""
         if self.closed:
             return
         ws = self._ws
         if ws is not None:
             if type(data) is str:
-                ws.send_text(MESSAGE_PREFIX + data)
+                ws.send_text(MESSAGE_PREFIX + data, compress)
             else:
-                ws.send_binary(data)
+                ws.send_binary(data, compress)
             if ws.writing_paused:
                 self._check_backpressure(ws)
         else:
-            self._polling.send(MESSAGE_PREFIX + data if type(data) is str else data)
+            self._polling.send(MESSAGE_PREFIX + data if type(data) is str else data, compress)
 
     def send_prepared(self, packet: str | bytes, frame: bytes) -> None:
         """Broadcast fan-out: ``packet`` is the encoded Engine.IO packet ("4..." or raw binary) and
@@ -143,6 +145,14 @@ class EngineSession:
                 self._check_backpressure(ws)
         else:
             self._polling.send(packet)
+
+    @property
+    def deflater(self) -> Any:
+        """The permessage-deflate compressor of the WebSocket carrying the session (shared by
+        every connection that agreed on the same parameters), or None: the broadcast fan-out
+        groups targets by it to deflate a broadcast once per group."""
+        ws = self._ws
+        return ws.deflater if ws is not None else None
 
     @property
     def writable(self) -> bool:

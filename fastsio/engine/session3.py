@@ -59,13 +59,13 @@ class PollingTransport3(PollingTransport):
         super().__init__(session)
         self.binary = not _wants_base64(session.request)
 
-    def respond(self, request: Request, packets: list) -> None:
+    def respond(self, request: Request, packets: list, compress: bool = True) -> None:
         body = engineio3.encode_payload(packets, self.binary)
         request.on_close = None
         if type(body) is str:
-            request.respond(200, self.server.response_headers(request, TEXT_PLAIN), body.encode())
+            self.respond_body(request, TEXT_PLAIN, body.encode(), compress)
         else:
-            request.respond(200, self.server.response_headers(request, OCTET_STREAM), body)
+            self.respond_body(request, OCTET_STREAM, body, compress)
 
     def decode(self, request: Request) -> list:
         binary = request.headers.get("content-type", "").startswith(OCTET_STREAM)
@@ -130,22 +130,22 @@ class EngineSession3(EngineSession):
 
     # -- sending ------------------------------------------------------------------------------
 
-    def send(self, data: str | bytes) -> None:
+    def send(self, data: str | bytes, compress: bool = True) -> None:
         if self.closed:
             return
         ws = self._ws
         if ws is not None:
             # WebSocketTransport3.send, inlined: no extra call per message
             if type(data) is str:
-                ws.send_text(MESSAGE_PREFIX + data)
+                ws.send_text(MESSAGE_PREFIX + data, compress)
             elif self._ws_base64:
-                ws.send_text(engineio3.encode_packet(MESSAGE, data, False))
+                ws.send_text(engineio3.encode_packet(MESSAGE, data, False), compress)
             else:
-                ws.send_binary(_BINARY_PREFIX + data)
+                ws.send_binary(_BINARY_PREFIX + data, compress)
             if ws.writing_paused:
                 self._check_backpressure(ws)
         else:
-            self._polling.send(MESSAGE_PREFIX + data if type(data) is str else data)
+            self._polling.send(MESSAGE_PREFIX + data if type(data) is str else data, compress)
 
     def send_prepared(self, packet: str | bytes, frame: bytes) -> None:
         # A text packet's frame is the same in v3 and v4; a binary one lacks the v3 type byte.

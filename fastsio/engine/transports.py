@@ -56,7 +56,10 @@ UPGRADE_TIMEOUT = 10.0
 class PollingTransport:
     """HTTP long-polling: GETs are held until there is something to send, POSTs bring packets.
 
-    Packets queued in the same loop tick leave together, in one answer to the held GET.
+    Packets queued in the same loop tick leave together, in one answer to the held GET. An
+    answer is compressed as the server's ``http_compression`` says (see
+    ``fastsio.http.compression``) unless every packet in it was sent with ``compress=False``
+    (Node's rule).
     """
 
     name = "polling"
@@ -65,6 +68,7 @@ class PollingTransport:
         "_flush_handle",
         "_linger_handle",
         "_on_closed",
+        "_plain",
         "held",
         "loop",
         "paused",
@@ -86,12 +90,15 @@ class PollingTransport:
         self._flush_handle: Any = None
         self._on_closed: Any = None  # set while a close packet is owed to the next GET
         self._linger_handle: Any = None
+        self._plain = 0  # packets in the queue sent with compress=False
 
     # -- sending ------------------------------------------------------------------------------
 
-    def send(self, packet: str | bytes) -> None:
+    def send(self, packet: str | bytes, compress: bool = True) -> None:
         queue = self.queue
         queue.append(packet)
+        if not compress:
+            self._plain += 1
         if len(queue) > MAX_POLLING_BUFFER:
             logger.warning("session %s: polling buffer overflow, closing", self.session.sid)
             self.session.abort("transport error")
@@ -107,13 +114,32 @@ class PollingTransport:
         self.held = None
         packets = self.queue
         self.queue = []
-        self.respond(request, packets)
+        self.respond(request, packets, self._take_compress(packets))
 
-    def respond(self, request: Request, packets: list) -> None:
+    def _take_compress(self, packets: list) -> bool:
+        # the queue is being sent: may its answer be compressed (not if all were compress=False)
+        plain = self._plain
+        if not plain:
+            return True
+        self._plain = 0
+        return plain < len(packets)
+
+    def respond(self, request: Request, packets: list, compress: bool = True) -> None:
         """Answer a GET with these packets (encoded packets as str, binary messages as bytes)."""
         request.on_close = None
         body = _impl.engineio.encode_payload(packets).encode()
-        request.respond(200, self.server.response_headers(request, TEXT_PLAIN), body)
+        self.respond_body(request, TEXT_PLAIN, body, compress)
+
+    def respond_body(
+        self, request: Request, content_type: str, body: bytes, compress: bool = True
+    ) -> None:
+        """Answer a GET with a payload's bytes, HTTP-compressed as the server's option says."""
+        server = self.server
+        headers = server.response_headers(request, content_type)
+        http_compression = server.http_compression
+        if http_compression is not None and compress:
+            body = http_compression.encode(request, headers, body)
+        request.respond(200, headers, body)
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -128,7 +154,7 @@ class PollingTransport:
         if self.queue:
             packets = self.queue
             self.queue = []
-            self.respond(request, packets)
+            self.respond(request, packets, self._take_compress(packets))
             return
         if self._on_closed is not None:
             # closed from the server side: the client collects the close packet, and that ends it
@@ -217,6 +243,7 @@ class PollingTransport:
             self.respond(request, [NOOP_PACKET])
         packets = self.queue
         self.queue = []
+        self._plain = 0
         return packets
 
     # -- closing ----------------------------------------------------------------------------------

@@ -96,6 +96,11 @@ class WebSocketConnection:
     A message larger than ``max_message_size`` bytes closes the connection with 1009, one of more
     than ``max_fragments`` frames (default ws's 16384, see
     :data:`fastsio.protocol.websocket.MAX_FRAGMENTS`) with 1008.
+
+    permessage-deflate (``use_deflate(agreement)``, right after the handshake): the frame reader
+    inflates compressed messages (a message inflating past ``max_message_size`` is 1009), and
+    ``send_text`` / ``send_binary`` compress messages from the agreement's threshold on with the
+    shared ``deflater`` (None when not agreed), unless called with ``compress=False``.
     """
 
     __slots__ = (
@@ -112,6 +117,8 @@ class WebSocketConnection:
         "_timer",
         "client",
         "close_timeout",
+        "deflater",
+        "inflater",
         "listener",
         "loop",
         "transport",
@@ -135,6 +142,11 @@ class WebSocketConnection:
         self.loop = loop if loop is not None else asyncio.get_running_loop()
         self.writing_paused = False
         self.close_timeout = CLOSE_TIMEOUT
+        #: the compressor of permessage-deflate (shared by the connections that agreed on the
+        #: same parameters), or None when it was not agreed
+        self.deflater: Any = None
+        #: the connection's permessage-deflate inflater (its FrameReader's extension), or None
+        self.inflater: Any = None
         self._server = server
         self._tick_writer: TickWriter | None = server.tick_writer if server is not None else None
         self._out: list[bytes] | None = None  # corked frames, not yet given to the transport
@@ -168,12 +180,31 @@ class WebSocketConnection:
         """True once a close frame was sent or received, or the connection is gone."""
         return self._state != OPEN
 
-    def send_text(self, text: str) -> None:
+    def use_deflate(self, agreement: Any) -> None:
+        """Compress with permessage-deflate as agreed in the handshake (an
+        ``fastsio.protocol.deflate.Agreement``): call it before the first frame is read."""
+        self.deflater = agreement.deflater
+        self.inflater = agreement.inflater()
+        self._reader.extension = self.inflater
+
+    def send_text(self, text: str, compress: bool = True) -> None:
         if self._state == OPEN:
+            deflater = self.deflater
+            if deflater is not None and compress:
+                frame = deflater.text_frame(text)
+                if frame is not None:
+                    self._write(frame)
+                    return
             self._write(_impl.websocket.build_text_frame(text))
 
-    def send_binary(self, data: bytes) -> None:
+    def send_binary(self, data: bytes, compress: bool = True) -> None:
         if self._state == OPEN:
+            deflater = self.deflater
+            if deflater is not None and compress:
+                frame = deflater.binary_frame(data)
+                if frame is not None:
+                    self._write(frame)
+                    return
             self._write(_impl.websocket.build_frame(OP_BINARY, data))
 
     def send_frame(self, frame: bytes) -> None:
