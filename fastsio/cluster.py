@@ -200,6 +200,26 @@ class PendingRequests:
             )
         )
 
+    async def ask_others(
+        self,
+        server_count: Callable[[], Any],
+        kind: Any,
+        timeout: float,
+        what: str,
+        send: Callable[[str], None],
+        new_id: Callable[[], str],
+    ) -> list:
+        """Ask every other server: ``send(request_id)`` publishes the request, and the answers
+        come back through :meth:`answer` (one per other server; AdapterTimeoutError after
+        ``timeout`` seconds). [] at once when there is no other server."""
+        others = await server_count() - 1
+        if others <= 0:
+            return []
+        request_id = new_id()
+        answers = self.start(request_id, kind, others, timeout, what)
+        send(request_id)
+        return await answers
+
     def cancel_all(self) -> None:
         requests, self._requests = self._requests, {}
         for request in requests.values():
@@ -465,20 +485,21 @@ class ClusterAdapter(InMemoryAdapter):
         local = self.select(opts)
         if opts.local:
             return local
-        expected = await self.server_count() - 1
-        if expected <= 0:
-            return local
-        request_id = new_request_id()
-        answers = self.requests.start(
-            request_id,
+
+        def send(request_id: str) -> None:
+            self._publish(
+                MessageType.FETCH_SOCKETS, {"opts": opts.to_wire(), "requestId": request_id}
+            )
+
+        answers = await self.requests.ask_others(
+            self.server_count,
             MessageType.FETCH_SOCKETS,
-            expected,
             self._timeout(opts.timeout),
             "fetch_sockets",
+            send,
+            new_request_id,
         )
-        self._publish(MessageType.FETCH_SOCKETS, {"opts": opts.to_wire(), "requestId": request_id})
-        remote = [RemoteSocket(self.nsp, details) for answer in await answers for details in answer]
-        return local + remote
+        return local + [RemoteSocket(self.nsp, details) for answer in answers for details in answer]
 
     def server_side_emit(
         self,
@@ -491,35 +512,19 @@ class ClusterAdapter(InMemoryAdapter):
         if ack is None:
             self._publish(MessageType.SERVER_SIDE_EMIT, {"packet": packet})
             return
-        task = asyncio.ensure_future(self._server_side_emit_with_ack(packet, ack, timeout))
-        task.add_done_callback(_log_task_error)
 
-    async def _server_side_emit_with_ack(
-        self, packet: list, ack: Callable, timeout: float | None
-    ) -> None:
-        try:
-            expected = await self.server_count() - 1
-        except Exception as exc:  # noqa: BLE001 - handed to the caller
-            ack(exc, [])
-            return
-        if expected <= 0:
-            ack(None, [])
-            return
-        request_id = new_request_id()
-        answers = self.requests.start(
-            request_id,
+        def send(request_id: str) -> None:
+            self._publish(MessageType.SERVER_SIDE_EMIT, {"requestId": request_id, "packet": packet})
+
+        answers = self.requests.ask_others(
+            self.server_count,
             MessageType.SERVER_SIDE_EMIT,
-            expected,
             self._timeout(timeout),
-            f"server_side_emit {packet[0]!r}",
+            f"server_side_emit {event!r}",
+            send,
+            new_request_id,
         )
-        self._publish(MessageType.SERVER_SIDE_EMIT, {"requestId": request_id, "packet": packet})
-        try:
-            responses = await answers
-        except AdapterTimeoutError as exc:
-            ack(AckTimeoutError(str(exc), responses=exc.responses), exc.responses)
-            return
-        ack(None, responses)
+        answer_when_done(answers, ack)
 
     # -- what the other servers send ---------------------------------------------------------------
 
@@ -691,6 +696,24 @@ class ClusterAdapter(InMemoryAdapter):
             self.requests.answer(request_id, data.get("packet"))
 
 
-def _log_task_error(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("server-side emit failed", exc_info=task.exception())
+_answering: set = set()  # the tasks of answer_when_done, referenced until they end
+
+
+def answer_when_done(answers: Any, ack: Callable[[BaseException | None, list], None]) -> None:
+    """Run ``answers`` (an awaitable of the other servers' answers) in the background and hand
+    the outcome to ``ack(err, responses)``: the answers, or an AckTimeoutError with those that
+    came (server_side_emit_with_ack's contract), or the error."""
+
+    async def run() -> None:
+        try:
+            responses = await answers
+        except AdapterTimeoutError as exc:
+            ack(AckTimeoutError(str(exc), responses=exc.responses), exc.responses)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller
+            ack(exc, [])
+        else:
+            ack(None, responses)
+
+    task = asyncio.ensure_future(run())
+    _answering.add(task)
+    task.add_done_callback(_answering.discard)

@@ -26,8 +26,7 @@ from typing import Any, ClassVar
 
 from .. import _impl
 from ..adapter import BroadcastOptions, InMemoryAdapter
-from ..cluster import PendingRequests, RemoteSocket, new_uid, socket_details
-from ..exceptions import AdapterTimeoutError
+from ..cluster import PendingRequests, RemoteSocket, answer_when_done, new_uid, socket_details
 from ._codec import json_dumps, json_loads, pack, unpack
 from ._connection import CommandLink, SubscribeLink, broadcast_filter, connection_options
 
@@ -379,43 +378,19 @@ class RedisAdapter(InMemoryAdapter):
         local = self.select(opts)
         if opts.local:
             return local
-        servers = await self.server_count()
-        if servers <= 1:
-            return local
-        request_id = new_uid()
         timeout = opts.timeout if opts.timeout is not None else self.factory.requests_timeout
-        answers = self.requests.start(
-            request_id, RequestType.REMOTE_FETCH, servers - 1, timeout, "fetch_sockets"
+        answers = await self._ask_others(
+            RequestType.REMOTE_FETCH, timeout, "fetch_sockets", {"opts": _select_wire(opts)}
         )
-        self._publish_request(
-            {
-                "uid": self.uid,
-                "requestId": request_id,
-                "type": RequestType.REMOTE_FETCH,
-                "opts": _select_wire(opts),
-            }
-        )
-        remote = [RemoteSocket(self.nsp, details) for answer in await answers for details in answer]
-        return local + remote
+        return local + [RemoteSocket(self.nsp, details) for answer in answers for details in answer]
 
     async def all_rooms(self) -> set:
         """The rooms of every server (Node's ``adapter.allRooms()``)."""
         rooms = set(self.rooms)
-        servers = await self.server_count()
-        if servers <= 1:
-            return rooms
-        request_id = new_uid()
-        answers = self.requests.start(
-            request_id,
-            RequestType.ALL_ROOMS,
-            servers - 1,
-            self.factory.requests_timeout,
-            "all_rooms",
+        answers = await self._ask_others(
+            RequestType.ALL_ROOMS, self.factory.requests_timeout, "all_rooms", {}
         )
-        self._publish_request(
-            {"uid": self.uid, "requestId": request_id, "type": RequestType.ALL_ROOMS}
-        )
-        for answer in await answers:
+        for answer in answers:
             rooms.update(answer)
         return rooms
 
@@ -432,44 +407,19 @@ class RedisAdapter(InMemoryAdapter):
                 {"uid": self.uid, "type": RequestType.SERVER_SIDE_EMIT, "data": data}
             )
             return
-        task = asyncio.ensure_future(self._server_side_emit_with_ack(data, ack, timeout))
-        task.add_done_callback(_log_task_error)
-
-    async def _server_side_emit_with_ack(
-        self, data: list, ack: Callable, timeout: float | None
-    ) -> None:
-        try:
-            others = await self.server_count() - 1
-        except Exception as exc:  # noqa: BLE001 - handed to the caller
-            ack(exc, [])
-            return
-        if others <= 0:
-            ack(None, [])
-            return
-        request_id = new_uid()
-        answers = self.requests.start(
-            request_id,
-            RequestType.SERVER_SIDE_EMIT,
-            others,
-            timeout if timeout is not None else self.factory.requests_timeout,
-            f"server_side_emit {data[0]!r}",
+        timeout = timeout if timeout is not None else self.factory.requests_timeout
+        answers = self._ask_others(
+            RequestType.SERVER_SIDE_EMIT, timeout, f"server_side_emit {event!r}", {"data": data}
         )
-        self._publish_request(
-            {
-                "uid": self.uid,
-                "requestId": request_id,
-                "type": RequestType.SERVER_SIDE_EMIT,
-                "data": data,
-            }
-        )
-        try:
-            responses = await answers
-        except AdapterTimeoutError as exc:
-            from ..exceptions import AckTimeoutError
+        answer_when_done(answers, ack)
 
-            ack(AckTimeoutError(str(exc), responses=exc.responses), exc.responses)
-            return
-        ack(None, responses)
+    def _ask_others(self, kind: int, timeout: float, what: str, fields: dict) -> Any:
+        def send(request_id: str) -> None:
+            self._publish_request(
+                {"uid": self.uid, "requestId": request_id, "type": kind, **fields}
+            )
+
+        return self.requests.ask_others(self.server_count, kind, timeout, what, send, new_uid)
 
     # -- requests and responses from the other servers ---------------------------------------------
 
@@ -665,8 +615,3 @@ RedisAdapterFactory.adapter_class = RedisAdapter
 def _select_wire(opts: BroadcastOptions) -> dict:
     """The socket selection of ``opts`` (no flags), as Node's requests carry it."""
     return {"rooms": list(opts.rooms), "except": list(opts.except_rooms)}
-
-
-def _log_task_error(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("server-side emit failed", exc_info=task.exception())
