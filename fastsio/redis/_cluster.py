@@ -279,8 +279,10 @@ class RedisCluster:
             node = self.nodes.get(current)
             if node is not None:
                 try:
-                    await node.subscriber.sunsubscribe(key.decode())
-                except (ConnectionError, OSError, hiredis.ReplyError):
+                    await asyncio.wait_for(
+                        node.subscriber.sunsubscribe(key.decode()), CONNECT_TIMEOUT
+                    )
+                except (ConnectionError, OSError, asyncio.TimeoutError, hiredis.ReplyError):
                     node.subscriber.forget_shard_channel(key)
             current = None
         if wanted is None or current is not None:
@@ -292,7 +294,13 @@ class RedisCluster:
         self._placed[key] = target
         handler, wants = wanted
         try:
-            await node.subscriber.ssubscribe(key.decode(), handler, wants)
+            await asyncio.wait_for(
+                node.subscriber.ssubscribe(key.decode(), handler, wants), CONNECT_TIMEOUT
+            )
+        except asyncio.TimeoutError:
+            # a master that does not answer: the channel stays with its link (subscribed again
+            # when it reconnects); the map is read again meanwhile
+            self.refresh_soon()
         except hiredis.ReplyError as exc:
             self._unplace(node, key)
             if not str(exc).startswith(_REDIRECTS):
