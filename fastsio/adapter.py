@@ -168,11 +168,12 @@ def fanout_compressed(
     """``fanout`` with permessage-deflate: the sessions whose WebSocket agreed on it are grouped
     by their (shared) compressor, and each group gets the frames deflated once for all of it:
     one deflate per broadcast and server window (usually one), never one per recipient. The
-    others (polling, no extension, Engine.IO v3 binary) get the plain frames."""
+    others (polling, no extension, Engine.IO v3 binary) get the plain frames. Sessions say
+    which compressor they use in ``session.deflater`` (None: none)."""
     plain: list = []
     groups: dict = {}
     for session in sessions:
-        deflater = getattr(session, "deflater", None)
+        deflater = session.deflater
         if deflater is None:
             plain.append(session)
         else:

@@ -54,6 +54,7 @@ class FakeSession:
         self.prepared = 0
         self.writable = True
         self.buffered = 0
+        self.deflater = None  # no permessage-deflate (the broadcast fan-out reads it)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

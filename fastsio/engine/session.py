@@ -69,6 +69,7 @@ class EngineSession:
         "_probe",
         "_ws",
         "closed",
+        "deflater",
         "loop",
         "max_buffered_bytes",
         "on_close",
@@ -95,6 +96,10 @@ class EngineSession:
         #: ("transport error"); from the server's option, and may be changed per session
         self.max_buffered_bytes: int = server.max_buffered_bytes
         self._ws: Any = None  # the WebSocket connection of the transport, if it is a WebSocket
+        #: the permessage-deflate compressor of that WebSocket (shared by every connection that
+        #: agreed on the same parameters), or None: the broadcast fan-out groups targets by it
+        #: to deflate a broadcast once per group
+        self.deflater: Any = None
         self._polling: PollingTransport | None = None  # the transport, while it is polling
         self._probe: UpgradeProbe | None = None
         self._ping_handle: Any = None
@@ -145,14 +150,6 @@ class EngineSession:
                 self._check_backpressure(ws)
         else:
             self._polling.send(packet)
-
-    @property
-    def deflater(self) -> Any:
-        """The permessage-deflate compressor of the WebSocket carrying the session (shared by
-        every connection that agreed on the same parameters), or None: the broadcast fan-out
-        groups targets by it to deflate a broadcast once per group."""
-        ws = self._ws
-        return ws.deflater if ws is not None else None
 
     @property
     def writable(self) -> bool:
@@ -244,7 +241,8 @@ class EngineSession:
 
     def _use_websocket(self, websocket: WebSocketTransport) -> None:
         self.transport = websocket
-        self._ws = websocket.conn
+        self._ws = conn = websocket.conn
+        self.deflater = conn.deflater
         self.transport_name = "websocket"
 
     # -- heartbeat ------------------------------------------------------------------------------
