@@ -81,6 +81,23 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "broadcast", "broadcast to 1,000 WS clients", "deliveries/s", True, True, "delivery"
         ),
+        # compression: a 4 KB chat-history-like event (words, not the letter cycle), off / on
+        Scenario(
+            "broadcast-4k",
+            "broadcast of a 4 KB chat event to 1,000 WS clients",
+            "deliveries/s",
+            True,
+            True,
+            "delivery",
+        ),
+        Scenario(
+            "broadcast-deflate",
+            "broadcast of a 4 KB chat event to 1,000 WS clients, permessage-deflate",
+            "deliveries/s",
+            True,
+            True,
+            "delivery",
+        ),
         Scenario(
             "idle", "RSS per idle WS client, 5,000 clients", "KB/client", False, False, "client"
         ),
@@ -115,7 +132,17 @@ SCENARIOS: dict[str, Scenario] = {
     ]
 }
 # --only names that stand for several scenarios
-SCENARIO_GROUPS = {"cluster": ["cluster-broadcast", "cluster-foreign"]}
+SCENARIO_GROUPS = {
+    "cluster": ["cluster-broadcast", "cluster-foreign"],
+    "compression": ["broadcast-4k", "broadcast-deflate"],
+}
+# run only when asked for (--only)
+OPTIONAL_SCENARIOS = ("broadcast-4k", "broadcast-deflate")
+#: the payload of the compression scenarios, and the servers' environment for the deflate one
+# (fastsio: per_message_deflate {threshold: 1024}; Node: perMessageDeflate {threshold: 1024};
+# python-socketio: uvicorn's own, on whenever offered)
+COMPRESSION_SIZE = 4096
+SCENARIO_ENV = {"broadcast-deflate": {"BENCH_DEFLATE": "1"}}
 
 
 @dataclass
@@ -602,8 +629,8 @@ def build_loadgen(force: bool = False) -> Path:
     if not cc:
         sys.exit("bench: a C compiler (cc) is needed to build the load generator")
     BUILD.mkdir(parents=True, exist_ok=True)
-    log(f"building the load generator: {cc} -O2 {LOADGEN_SRC.relative_to(ROOT)}")
-    subprocess.run([cc, "-O2", "-Wall", "-o", str(out), str(LOADGEN_SRC)], check=True)
+    log(f"building the load generator: {cc} -O2 {LOADGEN_SRC.relative_to(ROOT)} -lz")
+    subprocess.run([cc, "-O2", "-Wall", "-o", str(out), str(LOADGEN_SRC), "-lz"], check=True)
     return out
 
 
@@ -756,6 +783,20 @@ def loadgen_args(scenario: str, st: Settings, port: int, port2: int | None = Non
             "--size",
             str(st.size),
         ]
+    if scenario in ("broadcast-4k", "broadcast-deflate"):
+        return [
+            "broadcast",
+            *common,
+            *timing,
+            "--conns",
+            str(st.broadcast_clients),
+            "--window",
+            str(st.broadcast_window),
+            "--size",
+            str(COMPRESSION_SIZE),
+            "--words",
+            *(["--deflate"] if scenario == "broadcast-deflate" else []),
+        ]
     if scenario == "connect":
         return ["connect", *common, *timing, "--concurrency", str(st.connect_concurrency)]
     if scenario == "cluster-broadcast":  # half the clients on node B, the rest and the trigger on A
@@ -896,6 +937,8 @@ def measure(
         "failed_clients": res.get("failed", 0),
         "server_rss_kb": sum(srv.rss_kb() for srv in servers),
     }
+    if "rx_bytes" in res:  # --deflate: what the clients read, per delivery
+        run["rx_bytes_per_op"] = round(res["rx_bytes"] / count, 1) if count else None
     if scen.cluster:
         run.update(cluster_figures(scenario, res, node_cpu, redis_cpu, elapsed, count))
     if res["errors"]:
@@ -1259,8 +1302,11 @@ def start_servers(
     Redis with a key (channel prefix) of their own, both on the servers' core. The raw server
     (ceiling) is alone even then: the load generator's two ports both point at it."""
     if not SCENARIOS[scen].cluster or spec is RAW:
+        env = SCENARIO_ENV.get(scen)
         return [
-            stack.enter_context(ServerProcess(spec, free_port(), log_path, st.server_cpu, loadgen))
+            stack.enter_context(
+                ServerProcess(spec, free_port(), log_path, st.server_cpu, loadgen, env=env)
+            )
         ]
     key = f"fastsio-bench-{os.getpid()}-{next(RUN_IDS)}-{spec.key}"
     env = {"BENCH_REDIS": REDIS_URL, "BENCH_REDIS_KEY": key, "BENCH_ROOM": f"{key}-room"}
@@ -1823,7 +1869,9 @@ def main(argv: list[str] | None = None) -> int:
         log("bench: fewer than 2 cores; server and load generator will share one")
         st.server_cpu = st.loadgen_cpu = "0"
 
-    asked = [s for item in args.only for s in item.split(",") if s] or list(SCENARIOS)
+    asked = [s for item in args.only for s in item.split(",") if s] or [
+        s for s in SCENARIOS if s not in OPTIONAL_SCENARIOS
+    ]
     scenarios: list[str] = []
     for s in asked:
         if s not in SCENARIOS and s not in SCENARIO_GROUPS:

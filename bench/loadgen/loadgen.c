@@ -29,6 +29,16 @@
  *              --room: the trigger sends `42["join"]` (answer `42["joined"]`: it is in the room)
  *              and asks for `42["broadcast_room",..]`: ticks to that room only, so the trigger is
  *              the one receiver and any tick on another client is an error.
+ *              --words: the broadcast data is chat-like words from a small vocabulary (a fixed
+ *              pseudo-random order) instead of the letter cycle, which compresses ~100x.
+ *              --deflate: every client offers permessage-deflate as browsers do
+ *              (`permessage-deflate; client_max_window_bits`) and inflates the compressed
+ *              messages (RSV1) it gets (zlib), keeping each connection's inflate stream across
+ *              messages unless the server answered server_no_context_takeover. The result adds "rx_bytes"
+ *              (bytes read from the server in the window) and "inflated" (messages inflated).
+ *              On a server_no_context_takeover connection a compressed message that is byte for
+ *              byte one of the last ones inflated is taken from a cache (the same input gives the
+ *              same output): the load generator's own cost must not cap the server's figure.
  *   idle       --conns N [--hold S]
  *              opens N clients, prints {"event":"connected"} when all are connected, then holds them
  *              (answering pings) until stdin closes or S seconds pass.
@@ -54,7 +64,8 @@
  * disconnected) and "errors", the sum of all of them: a run with errors > 0 is a failed run. The
  * first few offending packets are printed on stderr.
  *
- * Build: cc -O2 -o loadgen loadgen.c   (the driver, bench/__main__.py, does this itself)
+ * Build: cc -O2 -o loadgen loadgen.c -lz   (the driver, bench/__main__.py, does this itself;
+ * zlib is the one library, for --deflate)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -75,6 +86,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /* ------------------------------------------------------------------------------------------------ */
 /* configuration */
@@ -96,6 +108,8 @@ static struct {
     int port2;   /* broadcast: a second server (a cluster node); 0 = none */
     int conns2;  /* broadcast: how many of the --conns clients connect to --port2 */
     int room;    /* broadcast: the trigger joins the room and asks for broadcasts to it */
+    int deflate; /* offer permessage-deflate and inflate what comes compressed */
+    int words;   /* broadcast data: chat-like words */
 } cfg = {
     .mode = NULL,
     .host = "127.0.0.1",
@@ -113,6 +127,8 @@ static struct {
     .port2 = 0,
     .conns2 = 0,
     .room = 0,
+    .deflate = 0,
+    .words = 0,
 };
 
 enum { M_ECHO, M_BROADCAST, M_IDLE, M_CONNECT, M_POLL, M_SERVER };
@@ -283,6 +299,10 @@ typedef struct conn {
     /* WebSocket message reassembly */
     buf_t frag;
     int frag_op;
+    int frag_rsv1;         /* the message being reassembled is compressed */
+    int deflate;           /* permessage-deflate agreed (client side, --deflate) */
+    int no_takeover;       /* ... with server_no_context_takeover */
+    z_stream *zs;          /* its inflate stream, made on the first compressed message */
     /* per-client bookkeeping */
     uint64_t t_start;      /* connect mode: when the handshake began */
     uint64_t *ts;          /* echo: FIFO of send times */
@@ -335,6 +355,10 @@ static void set_sock_opts(int fd) {
 }
 
 static void conn_reset(conn_t *c) {
+    if (c->zs) {
+        inflateEnd(c->zs);
+        free(c->zs);
+    }
     buf_free(&c->in);
     buf_free(&c->out);
     buf_free(&c->frag);
@@ -470,9 +494,10 @@ static void ws_frame(int slot, int opcode, const void *data, size_t n, int maske
 static inline void ws_text(int slot, const char *s, size_t n) { ws_frame(slot, 1, s, n, mode != M_SERVER); }
 
 /* parse one frame at p[0..len); unmasks in place. Returns bytes used, 0 if incomplete, -1 if bad. */
-static ssize_t ws_parse(uint8_t *p, size_t len, int *fin, int *op, uint8_t **payload, size_t *plen) {
+static ssize_t ws_parse(uint8_t *p, size_t len, int *fin, int *op, int *rsv1, uint8_t **payload, size_t *plen) {
     if (len < 2) return 0;
     *fin = p[0] >> 7;
+    *rsv1 = (p[0] >> 6) & 1;
     *op = p[0] & 0x0f;
     int masked = p[1] >> 7;
     uint64_t n = p[1] & 0x7f;
@@ -503,14 +528,81 @@ static ssize_t ws_parse(uint8_t *p, size_t len, int *fin, int *op, uint8_t **pay
 /* feed the input buffer through the frame parser; calls on_msg(slot, op, data, n) per message */
 typedef void (*msg_fn)(int slot, int op, char *data, size_t n);
 
+/* --deflate: inflate one compressed message (RFC 7692: payload + 00 00 ff ff). Returns the
+   inflated bytes or NULL on bad data. On a server_no_context_takeover connection a message does
+   not depend on what came before, so the result is kept in a small cache keyed by the compressed
+   bytes (compared whole): the same broadcast reaching many clients is inflated once, as a
+   thousand separate clients would each do it on their own cores. */
+static buf_t zout;
+static uint64_t inflated_count;
+static const uint8_t deflate_trailer[4] = {0x00, 0x00, 0xff, 0xff};
+#define ZCACHE 4096 /* far more than the broadcasts in flight: few collisions */
+static struct { buf_t in, out; int valid; } zcache[ZCACHE];
+
+static unsigned zcache_slot(const uint8_t *d, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, d + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++) h = (h ^ d[i]) * 1099511628211ull;
+    return (unsigned)(h % ZCACHE);
+}
+
+static char *ws_inflate(conn_t *c, const uint8_t *data, size_t n, size_t *out_len) {
+    unsigned slot = 0;
+    if (c->no_takeover) {
+        slot = zcache_slot(data, n);
+        if (zcache[slot].valid && zcache[slot].in.len == n && memcmp(zcache[slot].in.p, data, n) == 0) {
+            *out_len = zcache[slot].out.len;
+            return zcache[slot].out.p;
+        }
+    }
+    if (!c->zs) {
+        c->zs = calloc(1, sizeof(z_stream));
+        if (!c->zs || inflateInit2(c->zs, -15) != Z_OK) die("inflateInit2 failed");
+    }
+    zout.len = 0;
+    int ended = 0;
+    for (int part = 0; part < 2 && !ended; part++) {
+        c->zs->next_in = (Bytef *)(part ? deflate_trailer : data);
+        c->zs->avail_in = (uInt)(part ? 4 : n);
+        for (;;) {
+            buf_reserve(&zout, 65536);
+            c->zs->next_out = (Bytef *)zout.p + zout.len;
+            c->zs->avail_out = (uInt)(zout.cap - zout.len);
+            int rc = inflate(c->zs, Z_SYNC_FLUSH);
+            zout.len = zout.cap - c->zs->avail_out;
+            if (rc == Z_STREAM_END) { /* a final block: the next message starts a new stream */
+                inflateReset(c->zs);
+                ended = 1;
+                break;
+            }
+            if (rc != Z_OK && rc != Z_BUF_ERROR) return NULL;
+            if (rc == Z_BUF_ERROR || (c->zs->avail_in == 0 && c->zs->avail_out > 0)) break;
+        }
+    }
+    inflated_count++;
+    *out_len = zout.len;
+    if (!c->no_takeover) return zout.p;
+    if (!ended) inflateReset(c->zs);
+    zcache[slot].in.len = zcache[slot].out.len = 0;
+    buf_append(&zcache[slot].in, data, n);
+    buf_append(&zcache[slot].out, zout.p, zout.len);
+    zcache[slot].valid = 1;
+    return zcache[slot].out.p;
+}
+
 static void ws_read_frames(int slot, msg_fn on_msg) {
     conn_t *c = &conns[slot];
     uint32_t gen = c->gen;
     while (c->in.off < c->in.len) {
-        int fin, op;
+        int fin, op, rsv1;
         uint8_t *payload;
         size_t plen;
-        ssize_t used = ws_parse((uint8_t *)c->in.p + c->in.off, c->in.len - c->in.off, &fin, &op, &payload, &plen);
+        ssize_t used = ws_parse((uint8_t *)c->in.p + c->in.off, c->in.len - c->in.off, &fin, &op, &rsv1, &payload, &plen);
         if (used == 0) break;
         if (used < 0) {
             conn_close(slot, 1);
@@ -527,15 +619,35 @@ static void ws_read_frames(int slot, msg_fn on_msg) {
             continue;
         }
         if (op == 0 || !fin) { /* fragmented message */
-            if (op != 0) c->frag_op = op;
+            if (op != 0) c->frag_op = op, c->frag_rsv1 = rsv1;
             buf_append(&c->frag, payload, plen);
             if (!fin) continue;
-            on_msg(slot, c->frag_op, c->frag.p, c->frag.len);
+            if (c->frag_rsv1 && c->deflate) {
+                size_t n;
+                char *m = ws_inflate(c, (const uint8_t *)c->frag.p, c->frag.len, &n);
+                if (!m) {
+                    conn_close(slot, 1);
+                    return;
+                }
+                on_msg(slot, c->frag_op, m, n);
+            } else {
+                on_msg(slot, c->frag_op, c->frag.p, c->frag.len);
+            }
             if (conns[slot].gen != gen) return;
             c->frag.len = 0;
             continue;
         }
-        on_msg(slot, op, (char *)payload, plen);
+        if (rsv1 && c->deflate) {
+            size_t n;
+            char *m = ws_inflate(c, payload, plen, &n);
+            if (!m) {
+                conn_close(slot, 1);
+                return;
+            }
+            on_msg(slot, op, m, n);
+        } else {
+            on_msg(slot, op, (char *)payload, plen);
+        }
         if (conns[slot].gen != gen) return; /* closed inside the handler */
     }
     buf_settle(&c->in);
@@ -566,6 +678,7 @@ static int pending_handshakes;          /* started and not yet ready */
 static int handshake_limit = 256;       /* at most this many handshakes at once */
 
 static int64_t outstanding;             /* echo, poll: requests sent and not answered yet */
+static uint64_t rx_bytes;               /* bytes read from the server(s) in the measured window */
 static uint64_t t_drained;              /* when nothing was outstanding any more (drain phase) */
 #define GRACE_NS 100000000ull           /* then this long to catch replies / deliveries too many */
 static char *echo_msg;                  /* 42["echo","xxx"] */
@@ -953,6 +1066,12 @@ static void client_ws_readable(int slot) {
             conn_close(slot, 1);
             return;
         }
+        if (cfg.deflate) {
+            size_t head_len = (size_t)(end - c->in.p - c->in.off);
+            const char *head = c->in.p + c->in.off;
+            c->deflate = memmem(head, head_len, "permessage-deflate", 18) != NULL;
+            c->no_takeover = c->deflate && memmem(head, head_len, "server_no_context_takeover", 26) != NULL;
+        }
         c->in.off = (size_t)(end + 4 - c->in.p);
         c->state = C_WAIT_OPEN;
     }
@@ -1312,6 +1431,7 @@ static void client_event(int slot, uint32_t events) {
             return;
         }
         c->in.len += (size_t)n;
+        if (phase == P_MEASURE) rx_bytes += (uint64_t)n;
         if (c->state == C_HTTP)
             client_http_readable(slot);
         else
@@ -1336,6 +1456,9 @@ static void print_result(void) {
            lg_cpu, elapsed > 0 ? lg_cpu / elapsed : 0.0,
            (unsigned long long)(errors + mismatches + proto_errors + lost), (unsigned long long)mismatches,
            (unsigned long long)proto_errors, (unsigned long long)lost, failed_count, ready_count);
+    if (cfg.deflate)
+        printf(",\"rx_bytes\":%llu,\"inflated\":%llu", (unsigned long long)rx_bytes,
+               (unsigned long long)inflated_count);
     if (mode == M_BROADCAST)
         printf(",\"broadcasts\":%llu,\"completed\":%llu,\"receivers\":%u", (unsigned long long)bc_measured_sent,
                (unsigned long long)(bc_completed > bc_first_measured ? bc_completed - bc_first_measured : 0),
@@ -1351,6 +1474,22 @@ static void print_result(void) {
 
 static int stdin_closed;
 
+/* --words: broadcast data that compresses like chat text (words from a small vocabulary, in a
+   fixed pseudo-random order), not like the letter cycle (which compresses ~100x) */
+static void chat_words(char *d, size_t n) {
+    static const char *words[] = {"hello", "the", "meeting", "is", "at", "noon", "see", "you",
+                                  "there", "lunch", "today", "ok", "thanks", "message", "user",
+                                  "alice", "bob", "history", "channel", "weather", "tomorrow"};
+    uint32_t x = 12345;
+    size_t i = 0;
+    while (i < n) {
+        x = x * 1103515245u + 12345u;
+        const char *w = words[(x >> 16) % (sizeof(words) / sizeof(words[0]))];
+        for (size_t k = 0; w[k] && i < n; k++) d[i++] = w[k];
+        if (i < n) d[i++] = ' ';
+    }
+}
+
 static void run_client(void) {
     raise_nofile();
     signal(SIGPIPE, SIG_IGN);
@@ -1363,16 +1502,18 @@ static void run_client(void) {
     epfd = epoll_create1(0);
     lat = hist_new();
     lat2 = hist_new();
+    const char *deflate_offer =
+        cfg.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "";
     upgrade_len = (size_t)snprintf(upgrade_req, sizeof(upgrade_req),
                                    "GET %s?EIO=4&transport=websocket HTTP/1.1\r\nHost: %s:%d\r\n"
                                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                                   cfg.path, cfg.host, cfg.port);
+                                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+                                   cfg.path, cfg.host, cfg.port, deflate_offer);
     upgrade_len2 = (size_t)snprintf(upgrade_req2, sizeof(upgrade_req2),
                                     "GET %s?EIO=4&transport=websocket HTTP/1.1\r\nHost: %s:%d\r\n"
                                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                                    cfg.path, cfg.host, cfg.port2);
+                                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+                                    cfg.path, cfg.host, cfg.port2, deflate_offer);
     /* 42["echo","xxxx"] with cfg.size characters of data */
     echo_len = (size_t)cfg.size + 13;
     echo_msg = malloc(echo_len + 1);
@@ -1383,6 +1524,7 @@ static void run_client(void) {
     int sz = cfg.size < 9 ? 9 : cfg.size;
     char *data = malloc((size_t)sz);
     for (int i = 0; i < sz; i++) data[i] = (char)('a' + i % 26);
+    if (cfg.words) chat_words(data, (size_t)sz);
     data[8] = '|';
     const char *bc_head = cfg.room ? "42[\"broadcast_room\",\"" : "42[\"broadcast\",\"";
     bc_seq_off = strlen(bc_head);
@@ -1968,6 +2110,7 @@ int main(int argc, char **argv) {
         {"hold", required_argument, 0, 'H'},     {"timeout", required_argument, 0, 't'},
         {"flush-each", no_argument, 0, 'F'},     {"port2", required_argument, 0, 'q'},
         {"conns2", required_argument, 0, 'm'},   {"room", no_argument, 0, 'r'},
+        {"deflate", no_argument, 0, 'D'},        {"words", no_argument, 0, 'X'},
         {0, 0, 0, 0},
     };
     if (argc < 2) {
@@ -2002,6 +2145,8 @@ int main(int argc, char **argv) {
         case 'q': cfg.port2 = atoi(optarg); break;
         case 'm': cfg.conns2 = atoi(optarg); break;
         case 'r': cfg.room = 1; break;
+        case 'D': cfg.deflate = 1; break;
+        case 'X': cfg.words = 1; break;
         default: die("bad option");
         }
     }
@@ -2012,6 +2157,8 @@ int main(int argc, char **argv) {
     if (cfg.port2 && (cfg.conns2 < 1 || cfg.conns2 >= cfg.conns))
         die("--conns2 must be at least 1 and less than --conns (the trigger connects to --port)");
     if (!cfg.port2 && cfg.conns2) die("--conns2 needs --port2");
+    if (cfg.deflate && mode != M_BROADCAST && mode != M_ECHO && mode != M_IDLE)
+        die("--deflate is for echo, broadcast and idle");
     rng_state ^= (uint64_t)getpid() * 0x2545F4914F6CDD1Dull ^ now_ns();
     if (mode == M_SERVER) run_server();
     else run_client();

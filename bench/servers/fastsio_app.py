@@ -8,6 +8,8 @@ FASTSIO_NO_EXTENSIONS=1 selects the pure-Python codecs (the driver runs both var
 BENCH_WORKERS=N runs N worker processes on the port (fastsio.workers; the driver's fastsio-2w).
 BENCH_REDIS=redis://... makes the server a cluster node on that Redis (fastsio's Redis adapter,
 key BENCH_REDIS_KEY, default "socket.io"); BENCH_ROOM names the room (default "room").
+BENCH_DEFLATE=1 turns permessage-deflate on (threshold 1024 bytes, as Node's perMessageDeflate with
+{threshold: 1024}); the driver's broadcast-deflate scenario sets it.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ REDIS = os.environ.get("BENCH_REDIS")
 KEY = os.environ.get("BENCH_REDIS_KEY", "socket.io")
 ROOM = os.environ.get("BENCH_ROOM", "room")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
+OPTIONS = {"per_message_deflate": {"threshold": 1024}} if os.environ.get("BENCH_DEFLATE") else {}
 
 if REDIS:
     from fastsio.redis import create_adapter
 
-    sio = fastsio.Server(adapter=create_adapter(REDIS, key=KEY))
+    sio = fastsio.Server(adapter=create_adapter(REDIS, key=KEY), **OPTIONS)
 else:
-    sio = fastsio.Server()
+    sio = fastsio.Server(**OPTIONS)
 
 
 @sio.on("echo")
@@ -62,7 +65,11 @@ def main() -> None:
     codecs = "compiled" if _impl.SPEEDUPS else "pure"
     cluster = f", Redis adapter on {REDIS} key {KEY!r}" if REDIS else ""
     workers = f", {WORKERS} workers" if WORKERS != 1 else ""
-    print(f"fastsio ({codecs} codecs{cluster}{workers}) listening on {host}:{port}", flush=True)
+    deflate = ", permessage-deflate" if OPTIONS else ""
+    print(
+        f"fastsio ({codecs} codecs{cluster}{workers}{deflate}) listening on {host}:{port}",
+        flush=True,
+    )
     sio.run(host, port, workers=WORKERS)
 
 

@@ -5,6 +5,7 @@
 // BENCH_REDIS=redis://... makes the server a cluster node on that Redis: @socket.io/redis-adapter 8.3
 // (classic createAdapter(pub, sub, {key})) on node-redis 4.7, key BENCH_REDIS_KEY (default
 // "socket.io"); BENCH_ROOM names the room (default "room").
+// BENCH_DEFLATE=1 turns perMessageDeflate on with {threshold: 1024} (the driver's broadcast-deflate).
 "use strict";
 
 const http = require("http");
@@ -19,7 +20,7 @@ const room = process.env.BENCH_ROOM || "room";
 const httpServer = http.createServer();
 const io = new Server(httpServer, {
   // socket.io's defaults, spelled out: no per-message deflate, 1 MB max payload.
-  perMessageDeflate: false,
+  perMessageDeflate: process.env.BENCH_DEFLATE ? { threshold: 1024 } : false,
   maxHttpBufferSize: 1e6,
 });
 

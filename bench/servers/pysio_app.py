@@ -76,6 +76,9 @@ def main() -> None:
         access_log=False,
         lifespan="off",
         backlog=4096,
+        # uvicorn's own permessage-deflate (per connection), on for the broadcast-deflate
+        # scenario only (BENCH_DEFLATE=1); uvicorn's default would answer any offer
+        ws_per_message_deflate=bool(os.environ.get("BENCH_DEFLATE")),
     )
 
 
