@@ -53,7 +53,6 @@ EXTENSION_NAME = "permessage-deflate"
 #: what a sender takes off the end of a compressed message, and a receiver puts back
 TRAILER = b"\x00\x00\xff\xff"
 
-_RSV1 = 0x40
 _HEADER_16 = 126
 _HEADER_64 = 127
 
@@ -422,9 +421,6 @@ class Inflater:
     ``no_context_takeover``; it is made anew after a message that ended its deflate stream."""
 
     __slots__ = ("_inflater", "_size", "messages", "no_context_takeover", "window_bits")
-
-    #: the RSV bits this extension uses (RSV1), for the FrameReader's contract
-    rsv = _RSV1
 
     def __init__(self, window_bits: int = 15, no_context_takeover: bool = False) -> None:
         self.window_bits = window_bits
