@@ -143,6 +143,26 @@ OPTIONAL_SCENARIOS = ("broadcast-4k", "broadcast-deflate")
 # python-socketio: uvicorn's own, on whenever offered)
 COMPRESSION_SIZE = 4096
 SCENARIO_ENV = {"broadcast-deflate": {"BENCH_DEFLATE": "1"}}
+#: measurements with a harness of their own rather than the load generator against one server:
+#: run only when asked for (--only), fastsio alone, printed after the table
+STANDALONE = {
+    "handover": "--workers 2: polling echo, every request on the wrong worker vs on its owner",
+}
+#: the hand-over with one client (each process wakes per request) and with enough client
+#: processes to keep both workers busy, as under load
+HANDOVER_CLIENTS = (1, 12)
+
+
+def run_standalone(name: str, st: Settings) -> tuple[dict, str]:
+    """One STANDALONE measurement: its JSON and its printed lines."""
+    if name == "handover":
+        from bench import handover_cost
+
+        rounds = max(500, int(800 * st.duration))  # 4,000 rounds in a default 5 s window
+        results = [handover_cost.measure(rounds, st.repeats, n) for n in HANDOVER_CLIENTS]
+        text = "\n\n".join(handover_cost.render(r) for r in results)
+        return {"title": STANDALONE[name], "runs": results}, f"{STANDALONE[name]}\n{text}"
+    raise KeyError(name)
 
 
 @dataclass
@@ -1787,7 +1807,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="SCENARIO",
-        help=f"run only these scenarios ({', '.join(SCENARIOS)}; cluster = both cluster ones);"
+        help=f"run only these scenarios ({', '.join([*SCENARIOS, *STANDALONE])}; cluster = both"
+        " cluster ones, compression = both compression ones; handover runs fastsio alone);"
         " repeatable or comma-separated",
     )
     p.add_argument(
@@ -1849,6 +1870,29 @@ def replot(path: Path) -> int:
     return 0
 
 
+def run_standalone_only(
+    names: list[str], st: Settings, args: argparse.Namespace, argv: list[str] | None
+) -> int:
+    """``--only handover`` (and the like) alone: no servers, no table; JSON beside the others."""
+    command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    busy = machine_busy()
+    print(f"fastsio benchmark, {started}; {command.strip()}")
+    print(f"other processes used {busy:.0%} of the machine's CPU when it started")
+    report: dict = {"started": started, "command": command.strip(), "standalone": {}}
+    for name in names:
+        report["standalone"][name], lines = run_standalone(name, st)
+        print()
+        print(lines)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    json_path = Path(args.json) if args.json else RESULTS / f"bench-{stamp}.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    report["machine"], report["machine_busy_at_start"] = machine_info(), round(busy, 3)
+    json_path.write_text(json.dumps(report, indent=2))
+    print(f"\nJSON: {json_path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.replot:
@@ -1874,12 +1918,16 @@ def main(argv: list[str] | None = None) -> int:
     ]
     scenarios: list[str] = []
     for s in asked:
-        if s not in SCENARIOS and s not in SCENARIO_GROUPS:
-            choices = ", ".join([*SCENARIOS, *SCENARIO_GROUPS])
+        if s not in SCENARIOS and s not in SCENARIO_GROUPS and s not in STANDALONE:
+            choices = ", ".join([*SCENARIOS, *SCENARIO_GROUPS, *STANDALONE])
             sys.exit(f"bench: unknown scenario {s!r}; choose from {choices}")
         for one in SCENARIO_GROUPS.get(s, [s]):
             if one not in scenarios:
                 scenarios.append(one)
+    standalone = [s for s in scenarios if s in STANDALONE]
+    scenarios = [s for s in scenarios if s not in STANDALONE]
+    if not scenarios:
+        return run_standalone_only(standalone, st, args, argv)
     server_keys = [s for s in args.servers.split(",") if s]
     for s in server_keys:
         if s not in SERVERS:
@@ -1971,7 +2019,14 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(LEGEND)
 
+    extra = {}
+    for name in standalone:
+        extra[name], lines = run_standalone(name, st)
+        print()
+        print(lines)
+
     report = {
+        "standalone": extra,
         "started": started,
         "command": command.strip(),
         "duration_s": round(time.monotonic() - t0, 1),

@@ -3,6 +3,7 @@ worker that owns the session, against every request landing on the other worker,
 the connection over (fastsio/http/handover.py).
 
     python bench/handover_cost.py [--rounds 4000] [--repeat 3] [--clients 1]
+    python -m bench --only handover      (1 and 12 clients, beside the other scenarios)
 
 Two worker processes (``WorkerInfo(i, 2, dir)``, uvloop, each on a port of its own) and raw
 blocking HTTP clients (this process, or ``--clients`` processes at once, each with its own
@@ -172,6 +173,79 @@ def run_mode(mode: str, ports: list[int], pids: list[int], rounds: int, clients:
     }
 
 
+MODES = ("owner", "wrong", "owner-keepalive")
+FIGURES = ("cpu_us_per_request", "owner_us", "giver_us", "wall_us_per_round", "requests_per_s")
+
+
+def start_workers(directory: str) -> list[subprocess.Popen]:
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    script = os.path.abspath(__file__)
+    return [
+        subprocess.Popen(
+            [sys.executable, script, "--worker", str(i), "2", directory],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(2)
+    ]
+
+
+def measure(rounds: int = 4000, repeat: int = 3, clients: int = 1) -> dict:
+    """Start two workers, run every mode ``repeat`` times, stop them; the medians per mode and
+    the wrong-worker / owner ratios (``python -m bench --only handover`` calls this too)."""
+    directory = tempfile.mkdtemp(prefix="fsio-bench-")
+    procs = start_workers(directory)
+    try:
+        ports = [int(proc.stdout.readline()) for proc in procs]  # type: ignore[union-attr]
+        pids = [proc.pid for proc in procs]
+        run_mode("owner", ports, pids, 300)  # warm-up
+        run_mode("wrong", ports, pids, 300)
+        runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
+        for _ in range(repeat):
+            for mode in MODES:
+                runs[mode].append(run_mode(mode, ports, pids, rounds, clients))
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=10)
+        shutil.rmtree(directory, ignore_errors=True)
+    median = {
+        mode: {key: statistics.median(run[key] for run in runs[mode]) for key in FIGURES}
+        for mode in MODES
+    }
+    wrong, owner = median["wrong"], median["owner"]
+    return {
+        "rounds": rounds,
+        "repeat": repeat,
+        "clients": clients,
+        "median": median,
+        "cpu_ratio": wrong["cpu_us_per_request"] / owner["cpu_us_per_request"],
+        "wall_ratio": wrong["wall_us_per_round"] / owner["wall_us_per_round"],
+    }
+
+
+def render(result: dict) -> str:
+    lines = [
+        f"{result['clients']} client(s) x {result['rounds']} rounds (POST + GET) x "
+        f"{result['repeat']}, medians",
+        f"{'mode':<18}{'workers CPU/request':>22}{'owner':>10}{'giver':>10}"
+        f"{'wall/round':>14}{'requests/s':>12}",
+    ]
+    for mode, row in result["median"].items():
+        lines.append(
+            f"{mode:<18}{row['cpu_us_per_request']:>19.1f} us{row['owner_us']:>7.1f} us"
+            f"{row['giver_us']:>7.1f} us{row['wall_us_per_round']:>11.1f} us"
+            f"{row['requests_per_s']:>12.0f}"
+        )
+    lines.append(
+        f"wrong worker / owner: {result['cpu_ratio']:.2f}x CPU, {result['wall_ratio']:.2f}x wall"
+        " time (goal: under 2x)"
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker_main(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
@@ -186,54 +260,7 @@ def main() -> None:
         "--clients", type=int, default=1, help="client processes at once (1: in this process)"
     )
     args = parser.parse_args()
-
-    directory = tempfile.mkdtemp(prefix="fsio-bench-")
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--worker", str(i), "2", directory],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for i in range(2)
-    ]
-    try:
-        ports = [int(proc.stdout.readline()) for proc in procs]  # type: ignore[union-attr]
-        pids = [proc.pid for proc in procs]
-        modes = ["owner", "wrong", "owner-keepalive"]
-        run_mode("owner", ports, pids, 300)  # warm-up
-        run_mode("wrong", ports, pids, 300)
-        results: dict[str, list[dict]] = {mode: [] for mode in modes}
-        for _ in range(args.repeat):
-            for mode in modes:
-                results[mode].append(run_mode(mode, ports, pids, args.rounds, args.clients))
-        print(
-            f"{args.clients} client(s) x {args.rounds} rounds (POST + GET) x {args.repeat}, medians"
-        )
-        print(
-            f"{'mode':<18}{'workers CPU/request':>22}{'owner':>10}{'giver':>10}"
-            f"{'wall/round':>14}{'requests/s':>12}"
-        )
-        median = {}
-        keys = ("cpu_us_per_request", "owner_us", "giver_us", "wall_us_per_round", "requests_per_s")
-        for mode in modes:
-            row = {key: statistics.median(run[key] for run in results[mode]) for key in keys}
-            median[mode] = row
-            print(
-                f"{mode:<18}{row['cpu_us_per_request']:>19.1f} us{row['owner_us']:>7.1f} us"
-                f"{row['giver_us']:>7.1f} us{row['wall_us_per_round']:>11.1f} us"
-                f"{row['requests_per_s']:>12.0f}"
-            )
-        ratio = median["wrong"]["cpu_us_per_request"] / median["owner"]["cpu_us_per_request"]
-        wall = median["wrong"]["wall_us_per_round"] / median["owner"]["wall_us_per_round"]
-        print(f"wrong worker / owner: {ratio:.2f}x CPU, {wall:.2f}x wall time (goal: under 2x)")
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=10)
-        shutil.rmtree(directory, ignore_errors=True)
+    print(render(measure(args.rounds, args.repeat, args.clients)))
 
 
 if __name__ == "__main__":
