@@ -74,7 +74,7 @@ def fast_dashboard(monkeypatch):
 
 
 async def test_dashboard_sends_each_metric_to_its_room_only(fast_dashboard, run_example, node):
-    module, url = await run_example(EXAMPLES / "dashboard" / "app.py", "example_dashboard")
+    _, url = await run_example(EXAMPLES / "dashboard" / "app.py", "example_dashboard")
     await assert_serves_page_and_client(url)
     client = await node(url)
     for name in ("cpu_viewer", "memory_viewer", "idle"):
@@ -152,7 +152,7 @@ def worker_process(worker_settings):
 async def test_worker_reports_progress_to_the_asking_socket(
     worker_settings, worker_process, run_example, node
 ):
-    module, url = await run_example(EXAMPLES / "worker" / "server.py", "example_worker_server")
+    _, url = await run_example(EXAMPLES / "worker" / "server.py", "example_worker_server")
     await assert_serves_page_and_client(url)
     client = await node(url)
     for name in ("asker", "other"):
