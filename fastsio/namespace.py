@@ -119,28 +119,41 @@ class Namespace:
     write = send
 
     async def emit_with_ack(self, event: str, *args: Any) -> list:
+        """Send an event to every socket of the namespace and wait for their answers:
+        a list, one per client (``AckTimeoutError`` with ``responses`` after ``timeout(s)``)."""
         return await BroadcastOperator(self).emit_with_ack(event, *args)
 
     def to(self, rooms: Rooms) -> BroadcastOperator:
+        """A broadcast operator reaching the sockets in ``rooms`` (a name or several);
+        ``to`` and ``in_`` are the same, and chain: ``to("a").to("b")`` reaches both rooms."""
         return BroadcastOperator(self, rooms=as_rooms(rooms))
 
     in_ = to
 
     def except_(self, rooms: Rooms) -> BroadcastOperator:
+        """A broadcast operator reaching every socket except those in ``rooms``."""
         return BroadcastOperator(self, except_rooms=as_rooms(rooms))
 
     @property
     def volatile(self) -> BroadcastOperator:
+        """A broadcast operator whose packets may be dropped for clients not ready to
+        receive them (Node's ``volatile``)."""
         return BroadcastOperator(self, volatile=True)
 
     @property
     def local(self) -> BroadcastOperator:
+        """A broadcast operator that reaches this server's sockets only, not those of the
+        other servers of a cluster (Redis, ``--workers``)."""
         return BroadcastOperator(self, local=True)
 
     def timeout(self, seconds: float) -> BroadcastOperator:
+        """A broadcast operator whose acknowledgements are awaited at most ``seconds``
+        (``emit(..., ack=fn)`` / ``emit_with_ack``)."""
         return BroadcastOperator(self, timeout=seconds)
 
     def compress(self, compress: bool = True) -> BroadcastOperator:
+        """A broadcast operator that sends its packets compressed (``True``, the default)
+        or not (``False``), where compression is on."""
         return BroadcastOperator(self, compress=bool(compress))
 
     def sockets_join(self, rooms: Rooms) -> None:

@@ -289,9 +289,12 @@ class Server:
         return self.main_namespace.on(event, handler)
 
     def event(self, handler: Callable) -> Callable:
+        """Register ``handler`` for the event named after the function, on the main
+        namespace (``@sio.event def chat(socket, msg)`` handles ``"chat"``)."""
         return self.main_namespace.event(handler)
 
     def off(self, event: str, handler: Callable | None = None) -> None:
+        """Remove ``handler`` (or every handler) of ``event`` on the main namespace."""
         self.main_namespace.off(event, handler)
 
     def use(self, middleware: Callable | None = None) -> Any:
@@ -303,45 +306,66 @@ class Server:
         return self.main_namespace.emit(event, *args, ack=ack)
 
     def send(self, *args: Any, ack: Callable | None = None) -> bool:
+        """``emit("message", *args)`` to every socket of the main namespace (Node's ``send``)."""
         return self.main_namespace.send(*args, ack=ack)
 
     write = send
 
     async def emit_with_ack(self, event: str, *args: Any) -> list:
+        """Send an event to every socket of the main namespace and wait for their answers:
+        a list, one per client (``AckTimeoutError`` with ``responses`` after ``timeout(s)``)."""
         return await self.main_namespace.emit_with_ack(event, *args)
 
     def to(self, rooms: Rooms) -> BroadcastOperator:
+        """A broadcast operator reaching the sockets in ``rooms`` (a name or several);
+        ``to`` and ``in_`` are the same, and chain: ``to("a").to("b")`` reaches both rooms."""
         return self.main_namespace.to(rooms)
 
     in_ = to
 
     def except_(self, rooms: Rooms) -> BroadcastOperator:
+        """A broadcast operator reaching every socket except those in ``rooms``."""
         return self.main_namespace.except_(rooms)
 
     @property
     def volatile(self) -> BroadcastOperator:
+        """A broadcast operator whose packets may be dropped for clients not ready to
+        receive them (Node's ``volatile``)."""
         return self.main_namespace.volatile
 
     @property
     def local(self) -> BroadcastOperator:
+        """A broadcast operator that reaches this server's sockets only, not those of the
+        other servers of a cluster (Redis, ``--workers``)."""
         return self.main_namespace.local
 
     def timeout(self, seconds: float) -> BroadcastOperator:
+        """A broadcast operator whose acknowledgements are awaited at most ``seconds``
+        (``emit(..., ack=fn)`` / ``emit_with_ack``)."""
         return self.main_namespace.timeout(seconds)
 
     def compress(self, compress: bool = True) -> BroadcastOperator:
+        """A broadcast operator that sends its packets compressed (``True``, the default)
+        or not (``False``), where compression is on."""
         return self.main_namespace.compress(compress)
 
     def sockets_join(self, rooms: Rooms) -> None:
+        """Make every socket of the main namespace join ``rooms`` (on every server of
+        a cluster); ``sio.in_(room).sockets_join(...)`` for a subset."""
         self.main_namespace.sockets_join(rooms)
 
     def sockets_leave(self, rooms: Rooms) -> None:
+        """Make every socket of the main namespace leave ``rooms`` (on every server)."""
         self.main_namespace.sockets_leave(rooms)
 
     def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every socket of the main namespace (on every server);
+        ``close=True`` also closes their connections."""
         self.main_namespace.disconnect_sockets(close)
 
     async def fetch_sockets(self) -> list:
+        """The sockets of the main namespace, with those of the other servers of a
+        cluster as ``RemoteSocket``s (``id``, ``rooms``, ``data``, ``emit``, ``join``...)."""
         return await self.main_namespace.fetch_sockets()
 
     def on_server_event(self, event: str, handler: Callable | None = None) -> Any:
