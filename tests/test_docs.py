@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import urllib.request
 from pathlib import Path
 
@@ -162,6 +163,62 @@ def test_getting_started_programs_compile():
         compile(code, f"{GETTING_STARTED.name} step {step} {title}", "exec")
     pages = [code for _, lang, title, code in blocks if title == "public/index.html"]
     assert len(pages) == 1 and '<script src="/socket.io/socket.io.js">' in pages[0]
+
+
+# -- complete programs anywhere on the site -------------------------------------------------------
+
+ANY_FENCE = re.compile(
+    r'^(?P<indent> *)```python title="(?P<title>[^"]+)"\n(?P<code>.*?)^(?P=indent)```$',
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def titled_python(page: Path) -> list[tuple[str, str]]:
+    """A page's titled Python blocks (complete files): (title, code), dedented (tabs indent)."""
+    return [
+        (m.group("title"), textwrap.dedent(m.group("code")))
+        for m in ANY_FENCE.finditer(page.read_text())
+    ]
+
+
+def test_every_titled_python_block_compiles():
+    pages = sorted(DOCS.rglob("*.md"))
+    compiled = 0
+    for page in pages:
+        for title, code in titled_python(page):
+            compile(code, f"{page.relative_to(ROOT)}: {title}", "exec")
+            compiled += 1
+    assert compiled >= 11  # the tutorial's 7, the two migration guides', Django's 2
+
+
+@pytest.mark.parametrize("page", ["from-python-socketio.md", "from-node.md"])
+async def test_migration_guides_program_runs(page, tmp_path, node):
+    """The fastsio side of each migration guide does what its python-socketio / Node twin does:
+    a refused token, the user name from the middleware, the lobby broadcast, the "ok" ack."""
+    path = tmp_path / "app.py"
+    (program,) = [
+        code for title, code in titled_python(DOCS / "guides" / page) if title == "app.py"
+    ]
+    path.write_text(program)
+    spec = importlib.util.spec_from_file_location(f"guide_{path.stem}_{page[:9]}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    await module.sio.start("127.0.0.1", 0)
+    try:
+        client = await node(f"http://127.0.0.1:{module.sio.port}")
+        await client.connect("intruder", opts={"auth": {"token": "nope"}})
+        refused = await client.expect("connect_error", name="intruder")
+        assert refused["message"] == "not authorized"
+        for name in ("a", "b"):
+            await client.connect(name, opts={"auth": {"token": "abc"}})
+            await client.expect("connect", name=name)
+        ack = await client.emit_with_ack("a", "chat message", "hi")
+        assert ack["args"] == ["ok"]
+        event = await client.expect("event", name="b", event="chat message")
+        assert event["args"] == ["alice: hi"]
+        await client.assert_none(0.2, "event", name="a")
+    finally:
+        await asyncio.wait_for(module.sio.close(), 5)
 
 
 @pytest.fixture
