@@ -250,10 +250,16 @@ class ClientSocket(_Emitter):
 
     def __init__(self, manager: Manager, nsp: str, auth: Any = None) -> None:
         self._init_handlers()
+        #: the Manager: the connection under this socket, shared by its namespaces (Node's
+        #: ``socket.io``); its events: ``client.io.on("reconnect", ...)``
         self.io = manager
+        #: the namespace's name, e.g. ``"/"`` or ``"/admin"``
         self.nsp = nsp
+        #: the ``auth`` payload sent with each CONNECT (a dict, or a callable returning one)
         self.auth = auth
+        #: the socket's id given by the server while connected (per namespace), else None
         self.id: str | None = None
+        #: True between "connect" and "disconnect"
         self.connected = False
         #: True when the last connection restored the previous session (connection state
         #: recovery on the server): same id, missed events delivered
@@ -281,6 +287,7 @@ class ClientSocket(_Emitter):
 
     @property
     def disconnected(self) -> bool:
+        """``not connected``."""
         return not self.connected
 
     # -- catch-all listeners
@@ -291,10 +298,13 @@ class ClientSocket(_Emitter):
         return handler
 
     def prepend_any(self, handler: Callable) -> Callable:
+        """``on_any``, called before the catch-all listeners already added (Node's
+        ``prependAny``)."""
         self._any.insert(0, handler)
         return handler
 
     def off_any(self, handler: Callable | None = None) -> None:
+        """Remove a catch-all listener (every one without ``handler``; Node's ``offAny``)."""
         if handler is None:
             self._any.clear()
         elif handler in self._any:
@@ -306,6 +316,7 @@ class ClientSocket(_Emitter):
         return handler
 
     def off_any_outgoing(self, handler: Callable | None = None) -> None:
+        """Remove an outgoing catch-all listener (every one without ``handler``)."""
         if handler is None:
             self._any_outgoing.clear()
         elif handler in self._any_outgoing:

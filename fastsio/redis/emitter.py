@@ -94,9 +94,11 @@ class _Operator:
 
     @property
     def volatile(self) -> Any:
+        """The same selection, sent volatile: dropped for clients not ready to receive it."""
         return self._with(flags={**self._flags, "volatile": True})
 
     def compress(self, compress: bool = True) -> Any:
+        """The same selection, with the servers' compression on (``True``) or off."""
         return self._with(flags={**self._flags, "compress": bool(compress)})
 
     # -- what is published --------------------------------------------------------------------
@@ -235,6 +237,7 @@ class Emitter(_Operator):
         return Emitter(key=self._key, publish=self._publish, **values)
 
     def close(self) -> None:
+        """Close the connection to Redis (``with Emitter(...) as emitter:`` does it)."""
         connection = getattr(self._publish, "connection", None)
         if connection is not None:
             connection.close()
@@ -262,9 +265,11 @@ class AsyncEmitter(_Operator):
         return AsyncEmitter(key=self._key, link=self._publish.link, **values)
 
     async def connect(self) -> None:
+        """Connect to Redis now rather than on the first emit (fails if Redis is not there)."""
         await self._publish.ensure_connected()
 
     async def close(self) -> None:
+        """Close the connection to Redis."""
         await self._publish.link.close()
 
 
