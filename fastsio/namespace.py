@@ -12,6 +12,10 @@ from .broadcast import BroadcastOperator, Rooms, as_rooms, check_event_name
 from .exceptions import ConnectionRefused
 from .socket import CONNECTING, DISCONNECTED, Socket
 
+#: what Client._connecting holds for a namespace while its session is being restored (the
+#: client's own placeholder for a pending check: a DISCONNECT or a close then just drops it)
+_RESTORING = None
+
 __all__ = ["Namespace", "ParentNamespace"]
 
 _EVENT = _impl.socketio.EVENT
@@ -239,15 +243,46 @@ class Namespace:
 
     def _add_recoverable(self, client: Any, auth: dict | None, recovery: dict) -> None:
         """``_add`` with connection state recovery on: a client that sends the ``pid`` and
-        ``offset`` of a saved session gets that socket back (see fastsio.recovery)."""
-        from .recovery import RecoverableSocket
-
-        session = None
+        ``offset`` of a saved session gets that socket back (see fastsio.recovery). The adapter's
+        ``restore_session`` may answer at once or later (an awaitable: Redis, the other workers);
+        meanwhile the namespace counts as being joined, as while a middleware runs."""
+        pid = offset = None
         if isinstance(auth, dict):
             pid, offset = auth.get("pid"), auth.get("offset")
-            restore = getattr(self.adapter, "restore_session", None)
-            if type(pid) is str and type(offset) is str and restore is not None:
-                session = restore(pid, offset)
+        restore = getattr(self.adapter, "restore_session", None)
+        if type(pid) is not str or type(offset) is not str or restore is None:
+            self._connect_recoverable(client, auth, recovery, None)
+            return
+        name = self.name
+        client._connecting[name] = _RESTORING
+        self._pending += 1
+
+        def done(session: Any, exc: BaseException | None) -> None:
+            if exc is not None:
+                if isinstance(exc, asyncio.CancelledError):
+                    self._settled()
+                    return
+                self.server.logger.warning("restoring session %s failed: %s", pid, exc)
+                session = None
+            if client.closed or client._connecting.get(name, 0) is not _RESTORING:
+                # the client left (or gave up on the namespace) meanwhile: the session is kept
+                if session is not None:
+                    session.pop("missed_packets", None)
+                    self.adapter.persist_session(session)
+                self._settled()
+                return
+            del client._connecting[name]
+            self._pending -= 1
+            self._connect_recoverable(client, auth, recovery, session)
+
+        done.server = self.server  # type: ignore[attr-defined]  # whose task (_eager.finish_tasks)
+        _eager.call(restore, (pid, offset), done)
+
+    def _connect_recoverable(
+        self, client: Any, auth: dict | None, recovery: dict, session: dict | None
+    ) -> None:
+        from .recovery import RecoverableSocket
+
         socket = RecoverableSocket(self, client, auth, session)
         client._connecting[self.name] = socket
         self._pending += 1

@@ -36,6 +36,7 @@ __all__ = [
     "RECOVERABLE_REASONS",
     "RecoverableSocket",
     "SessionAwareAdapter",
+    "included_in",
     "recovery_options",
 ]
 
@@ -133,12 +134,14 @@ class SessionAwareAdapter(InMemoryAdapter):
         if start < 1 or start > len(self.packets):
             return None  # older than the log (or never sent): not recoverable
         rooms = set(session["rooms"])
-        missed = [data for _, _, opts, data in list(self.packets)[start:] if _included(rooms, opts)]
+        missed = [
+            data for _, _, opts, data in list(self.packets)[start:] if included_in(rooms, opts)
+        ]
         del self.sessions[pid]  # a session comes back once
         return dict(session, missed_packets=missed)
 
 
-def _included(rooms: set, opts: BroadcastOptions) -> bool:
+def included_in(rooms: set, opts: BroadcastOptions) -> bool:
     """Would a socket in ``rooms`` have received a broadcast with ``opts``? (Node's
     shouldIncludePacket)"""
     if opts.rooms and rooms.isdisjoint(opts.rooms):

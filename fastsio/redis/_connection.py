@@ -31,6 +31,8 @@ from .. import _impl
 __all__ = [
     "CommandLink",
     "ConnectionOptions",
+    "ReplyCallback",
+    "StreamReadLink",
     "SubscribeLink",
     "broadcast_filter",
     "connection_options",
@@ -325,6 +327,32 @@ class _Link:
             protocol.transport.close()
 
 
+class ReplyCallback:
+    """Stands where a future would in a link's reply queue, for a reply handled as it is read
+    (no Task, no loop turn): ``on_reply(reply, error)``, called once, with the reply, or with
+    None and the error reply / the ConnectionError of a lost connection."""
+
+    __slots__ = ("on_reply",)
+
+    def __init__(self, on_reply: Callable[[Any, BaseException | None], None]) -> None:
+        self.on_reply = on_reply
+
+    def done(self) -> bool:
+        return False
+
+    def set_result(self, reply: Any) -> None:
+        self._call(reply, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._call(None, error)
+
+    def _call(self, reply: Any, error: BaseException | None) -> None:
+        try:
+            self.on_reply(reply, error)
+        except Exception:  # the replies after it must still be handed out
+            logging.getLogger("fastsio.redis").exception("error handling a reply from Redis")
+
+
 class CommandLink(_Link):
     """Commands: ``publish`` (fire and forget, bounded) and ``call`` (awaited replies)."""
 
@@ -339,6 +367,12 @@ class CommandLink(_Link):
         The publishes of one loop tick leave in one write: Redis then reads them in one go and
         hands a subscriber many messages per read, which is what keeps the receiving servers'
         cost per message low (one write per message made every node wake up per message)."""
+        return self.queue(encode_command((command, channel, message)))
+
+    def queue(self, command_bytes: bytes, waiter: Any = None) -> bool:
+        """Queue an encoded command for the end of the loop tick (bounded, as ``publish``);
+        ``waiter`` (a :class:`ReplyCallback`, or None: the reply is not wanted) gets its reply.
+        False when it was dropped: the connection is down or Redis reads too slowly."""
         protocol = self.protocol
         if (
             protocol is None
@@ -346,10 +380,9 @@ class CommandLink(_Link):
         ):
             self._drop()
             return False
-        command_bytes = encode_command((command, channel, message))
         self._batch.append(command_bytes)
         self._batch_bytes += len(command_bytes)
-        self._replies.append(None)
+        self._replies.append(waiter)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -581,3 +614,67 @@ class SubscribeLink(_Link):
         wants = self.shard_filters.get(name)
         task = asyncio.ensure_future(self.ssubscribe(name.decode(), handler, wants))
         task.add_done_callback(_ignore_result)
+
+
+class StreamReadLink(_Link):
+    """A connection that reads one stream with ``XREAD BLOCK`` (a blocked command holds its
+    connection, hence a link of its own), from where it stopped, across reconnects:
+    ``on_entries(entries)`` gets each batch (``[[id, [field, value, ...]], ...]``, bytes).
+
+    The first read starts after the stream's last entry at the first connect (XREVRANGE), not
+    at ``$``: what is added between that and the first XREAD is not skipped, nor what is added
+    while the link is down."""
+
+    def __init__(
+        self,
+        options: ConnectionOptions,
+        logger: logging.Logger,
+        name: str,
+        stream: str,
+        count: int,
+        block_ms: int,
+        on_entries: Callable[[list], None],
+    ) -> None:
+        super().__init__(options, logger, name)
+        self.stream = stream.encode()
+        self.count = count
+        self.block_ms = block_ms
+        self.on_entries = on_entries
+        #: the id of the last entry read (None until the first connect)
+        self.position: bytes | None = None
+        self._reading: asyncio.Task | None = None
+
+    async def _ready(self) -> None:
+        if self.position is None:
+            last = await asyncio.wait_for(
+                self.call(b"XREVRANGE", self.stream, b"+", b"-", b"COUNT", 1), CONNECT_TIMEOUT
+            )
+            self.position = last[0][0] if last else b"0-0"
+        self._reading = asyncio.ensure_future(self._read(self.protocol))
+
+    async def _read(self, protocol: Any) -> None:
+        command = (b"XREAD", b"BLOCK", self.block_ms, b"COUNT", self.count, b"STREAMS", self.stream)
+        while self.protocol is protocol and not self.closed:
+            try:
+                reply = await self.call(*command, self.position)
+            except ConnectionError:
+                return  # read again once reconnected (_ready)
+            except hiredis.ReplyError as exc:  # e.g. the key holds something else than a stream
+                self.logger.error("%s: XREAD failed: %s; retrying in 1 s", self.name, exc)
+                await asyncio.sleep(1.0)
+                continue
+            if not reply:
+                continue  # BLOCK timed out: nothing new
+            entries = reply[0][1]
+            if entries:
+                self.position = entries[-1][0]
+                try:
+                    self.on_entries(entries)
+                except Exception:
+                    self.logger.exception("%s: error handling stream entries", self.name)
+
+    async def close(self) -> None:
+        await super().close()
+        task = self._reading
+        if task is not None:
+            task.cancel()

@@ -4,11 +4,14 @@
 //
 //   node server.js '<json options>'
 //
-// Options: {"redis": "redis://127.0.0.1:6379", "key": "socket.io", "variant": "classic" | "sharded",
+// Options: {"redis": "redis://127.0.0.1:6379", "key": "socket.io",
+//           "variant": "classic" | "sharded" | "streams",
 //           "requestsTimeout": 5000, "subscriptionMode": "dynamic" (sharded only),
 //           "publishOnSpecificResponseChannel": false (classic only), "serverOptions": {...},
 //           "cluster": ["redis://127.0.0.1:P1", ...] (sharded only: a Redis Cluster, "redis" unused)}
-// "key" is the adapter's key (classic) or channel prefix (sharded). With "cluster", both clients
+// "key" is the adapter's key (classic) or channel prefix (sharded); for "streams"
+// (@socket.io/redis-streams-adapter) it is the stream name and the channel prefix, and the session
+// keys are "<key>:session:<pid>". With "cluster", both clients
 // are node-redis cluster clients (createCluster with those root nodes; the sub one its duplicate()),
 // as Node's docs set up createShardedAdapter on a Redis Cluster. The server listens on
 // 127.0.0.1, port 0, with cors origin "*", and prints {"ev": "ready", "port": N, ...} once its
@@ -73,6 +76,7 @@ const http = require("http");
 const readline = require("readline");
 const { Server } = require("socket.io");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
+const { createAdapter: createStreamsAdapter } = require("@socket.io/redis-streams-adapter");
 const { createClient, createCluster } = require("redis");
 
 const options = Object.assign(
@@ -175,7 +179,14 @@ function observe(name) {
   if (!clientPolicies.has(name)) clientPolicies.set(name, new Map());
   nsp.adapter.on("error", (err) => out({ ev: "adapter_error", nsp: name, message: message(err) }));
   nsp.on("connection", (socket) => {
-    out({ ev: "connection", nsp: name, id: socket.id, rooms: [...socket.rooms] });
+    out({
+      ev: "connection",
+      nsp: name,
+      id: socket.id,
+      rooms: [...socket.rooms],
+      recovered: socket.recovered,
+      data: enc(socket.data),
+    });
     socket.on("disconnect", (reason) => out({ ev: "disconnect", nsp: name, id: socket.id, reason }));
     socket.onAny(async (event, ...args) => {
       let ack = null;
@@ -376,6 +387,14 @@ async function main() {
     const opts = { channelPrefix: options.key };
     if (options.subscriptionMode !== undefined) opts.subscriptionMode = options.subscriptionMode;
     io.adapter(createShardedAdapter(pub, sub, opts));
+  } else if (options.variant === "streams") {
+    io.adapter(
+      createStreamsAdapter(pub, {
+        streamName: options.key,
+        channelPrefix: options.key,
+        sessionKeyPrefix: `${options.key}:session:`,
+      }),
+    );
   } else {
     throw new Error(`unknown variant ${options.variant}`);
   }
@@ -385,6 +404,11 @@ async function main() {
     httpServer.listen(0, "127.0.0.1", resolve);
   });
   await flush(); // the adapter's subscriptions are in place: serverCount() counts this server
+  if (options.variant === "streams") {
+    // its own connections (duplicates of pub) subscribe and start reading the stream at "$"
+    // once connected, which nothing here can observe: give them time before saying ready
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
 
   const rl = readline.createInterface({ input: process.stdin });
   rl.on("line", (line) => {
@@ -416,7 +440,11 @@ async function main() {
     variant: options.variant,
     key: options.key,
     version: require("socket.io/package.json").version,
-    adapterVersion: require("@socket.io/redis-adapter/package.json").version,
+    adapterVersion: require(
+      options.variant === "streams"
+        ? "@socket.io/redis-streams-adapter/package.json"
+        : "@socket.io/redis-adapter/package.json",
+    ).version,
   });
 }
 

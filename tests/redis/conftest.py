@@ -5,10 +5,10 @@
 - ``redis_key``: a key (adapter key / channel prefix) unique to the test, ``sio-test-<hex>``, so
   tests sharing the Redis never see each other's traffic.
 - ``node_redis_modules``: tests/node_redis/node_modules, installed from its lock file (``npm ci``)
-  once if missing: socket.io 4.8, @socket.io/redis-adapter 8.3, @socket.io/redis-emitter 5.1 and
-  redis (node-redis) 4.
+  once if missing: socket.io 4.8, @socket.io/redis-adapter 8.3, @socket.io/redis-streams-adapter
+  0.3, @socket.io/redis-emitter 5.1 and redis (node-redis) 4.
 - ``node_redis_server``: ``await node_redis_server(variant="classic", key=None, **opts)`` starts
-  tests/node_redis/server.js (a socket.io server with the classic or sharded Redis adapter on
+  tests/node_redis/server.js (a socket.io server with the classic, sharded or streams adapter on
   ``key``, default ``redis_key``) and returns a :class:`tests.conftest.NodeProcess` with ``.port``,
   ``.url``, ``.key`` and ``.variant`` set; ``opts`` go into its JSON options (``requestsTimeout``,
   ``subscriptionMode``, ``publishOnSpecificResponseChannel``, ``serverOptions``). See server.js
@@ -43,7 +43,13 @@ NODE_REDIS_DIR = Path(__file__).resolve().parents[1] / "node_redis"
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
-REQUIRED = ("socket.io", "@socket.io/redis-adapter", "@socket.io/redis-emitter", "redis")
+REQUIRED = (
+    "socket.io",
+    "@socket.io/redis-adapter",
+    "@socket.io/redis-streams-adapter",
+    "@socket.io/redis-emitter",
+    "redis",
+)
 WATCHDOG_SECONDS = 90
 
 
