@@ -40,6 +40,18 @@ def _http_date(now: float) -> str:
 class Handshake:
     """What the client sent when it connected (Node's ``socket.handshake``).
 
+    - ``headers``: the handshake request's headers, lower-case names (``"cookie"``,
+      ``"user-agent"``...);
+    - ``query``: the connection URL's query string as a dict (socket.io-client's ``query``
+      option, plus its own ``EIO`` and ``transport``);
+    - ``auth``: the CONNECT packet's payload (socket.io-client's ``auth`` option), ``{}`` when
+      none was sent;
+    - ``address``: the client's IP address; ``secure``: whether it came over TLS;
+    - ``issued``: when it connected, in milliseconds since the epoch; ``time``: the same as a
+      date string;
+    - ``url``: the request target of the handshake; ``xdomain``: whether it carried an
+      ``Origin`` header (a cross-origin browser request).
+
     ``headers`` and ``query`` are the handshake request's own dicts (shared by the client's
     namespaces: do not change them); ``time`` is derived from ``issued`` when read.
     """
