@@ -15,6 +15,7 @@
 
 from ._impl import SPEEDUPS
 from .adapter import Adapter, BroadcastOptions, InMemoryAdapter
+from .asgi import ASGIApp
 from .broadcast import RESERVED_EVENTS, BroadcastOperator
 from .client import Client
 from .clientside import AsyncClient, ClientSocket, ConnectError, SimpleClient
@@ -25,8 +26,10 @@ from .exceptions import (
     DisconnectedError,
     FastSIOError,
 )
+from .http.request import Request
+from .http.routes import Response
 from .namespace import Namespace, ParentNamespace
-from .server import Server
+from .server import Server, ssl_context
 from .socket import Handshake, Socket
 
 __version__ = "0.1.0"
@@ -34,6 +37,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RESERVED_EVENTS",
     "SPEEDUPS",
+    "ASGIApp",
     "AckTimeoutError",
     "Adapter",
     "AdapterTimeoutError",
@@ -50,8 +54,11 @@ __all__ = [
     "InMemoryAdapter",
     "Namespace",
     "ParentNamespace",
+    "Request",
+    "Response",
     "Server",
     "SimpleClient",
     "Socket",
     "__version__",
+    "ssl_context",
 ]

@@ -1,7 +1,8 @@
 """The ``fastsio`` command: ``fastsio run module:attr``, in the manner of ``uvicorn``.
 
-The target names a :class:`fastsio.Server`, or a factory (any callable taking no arguments) that
-returns one. The module part is either a dotted module name, imported with the current directory
+The target names a :class:`fastsio.Server`, a :class:`fastsio.ASGIApp` (Socket.IO served natively,
+every other path by the ASGI app it wraps: FastAPI, Starlette...), or a factory (any callable
+taking no arguments) that returns one of them. The module part is either a dotted module name, imported with the current directory
 on ``sys.path`` (``myapp.server:sio``), or a path to a Python file (``examples/chat/app.py:sio``).
 
 ``--reload`` runs the server in a child process and restarts it when a ``.py`` file under the app's
@@ -12,6 +13,7 @@ dependency and behaves the same on every platform.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import inspect
@@ -66,7 +68,7 @@ def is_file_target(module: str) -> bool:
     return module.endswith(".py") or "/" in module or os.sep in module
 
 
-def import_app_module(module: str) -> Any:
+def import_app_module(module: str, attr: str = "sio") -> Any:
     """Import the module part of a target; :class:`UsageError` if it does not exist.
 
     Errors raised *inside* the module (a syntax error, a missing dependency) propagate with their
@@ -78,7 +80,7 @@ def import_app_module(module: str) -> Any:
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        return importlib.import_module(module)
+        imported = importlib.import_module(module)
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
         if missing == module or module.startswith(missing + "."):
@@ -86,6 +88,29 @@ def import_app_module(module: str) -> Any:
                 f"could not import module {module!r}: no module named {missing!r}"
             ) from None
         raise
+    check_not_shadowed(module, attr)
+    return imported
+
+
+def check_not_shadowed(name: str, attr: str) -> None:
+    """UsageError when ``name`` found a module of the standard library (or one imported before)
+    instead of the app's own file of that name in the current directory (``test.py``,
+    ``socket.py``...)."""
+    top = name.split(".")[0]
+    local = [Path.cwd() / f"{top}.py", Path.cwd() / top / "__init__.py"]
+    local_file = next((path for path in local if path.is_file()), None)
+    if local_file is None:
+        return
+    top_module = sys.modules.get(top)
+    found = getattr(top_module, "__file__", None)
+    if found is not None and Path(found).resolve() == local_file.resolve():
+        return
+    origin = "the standard library's" if top in sys.stdlib_module_names else "another"
+    raise UsageError(
+        f"module {top!r} is {origin} ({found or 'built in'}), not your {local_file.name}: a"
+        f" module named like a standard one is shadowed; rename the file, or give its path:"
+        f" fastsio run ./{local_file.relative_to(Path.cwd())}:{attr}"
+    )
 
 
 def _import_file(path: Path) -> Any:
@@ -112,11 +137,23 @@ def _import_file(path: Path) -> Any:
 
 
 def load_server(target: str) -> Any:
-    """Return the :class:`fastsio.Server` that ``target`` names, calling it if it is a factory."""
+    """Return the :class:`fastsio.Server` that ``target`` names, calling it if it is a factory.
+    A :class:`fastsio.ASGIApp` gives its Server, set to pass every other path to the ASGI app
+    it wraps."""
+    import fastsio
+
+    server = load_target(target)
+    if isinstance(server, fastsio.ASGIApp):
+        return server.native()
+    return server
+
+
+def load_target(target: str) -> Any:
+    """The Server or ASGIApp that ``target`` names (a factory is called)."""
     import fastsio
 
     module_name, attr = split_target(target)
-    module = import_app_module(module_name)
+    module = import_app_module(module_name, attr)
     obj: Any = module
     for part in attr.split("."):
         try:
@@ -124,12 +161,13 @@ def load_server(target: str) -> Any:
         except AttributeError:
             raise UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
 
-    server_class = fastsio.Server
+    server_class = (fastsio.Server, fastsio.ASGIApp)
     if isinstance(obj, server_class):
         return obj
     if not callable(obj):
         raise UsageError(
-            f"{target!r} is a {type(obj).__name__}, not a fastsio.Server or a factory returning one"
+            f"{target!r} is a {type(obj).__name__}, not a fastsio.Server, a fastsio.ASGIApp or a"
+            " factory returning one"
         )
     try:
         inspect.signature(obj).bind()
@@ -146,7 +184,8 @@ def load_server(target: str) -> Any:
         raise UsageError(f"factory {target!r} is a coroutine function; it must return a Server")
     if not isinstance(server, server_class):
         raise UsageError(
-            f"factory {target!r} returned a {type(server).__name__}, not a fastsio.Server"
+            f"factory {target!r} returned a {type(server).__name__}, not a fastsio.Server or a"
+            " fastsio.ASGIApp"
         )
     return server
 
@@ -194,10 +233,10 @@ def speedups_enabled() -> bool:
     return bool(fastsio.SPEEDUPS)
 
 
-def format_url(host: str, port: int) -> str:
+def format_url(host: str, port: int, secure: bool = False) -> str:
     if ":" in host and not host.startswith("["):  # an IPv6 address needs brackets in a URL
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{'https' if secure else 'http'}://{host}:{port}"
 
 
 def configure_logging(level: str) -> None:
@@ -216,32 +255,75 @@ def run_server(options: argparse.Namespace) -> int:
         if not static.is_dir():
             raise UsageError(f"--static {options.static!r}: no such directory")
         static = static.resolve()
+    ssl = ssl_option(options)
 
     sio = load_server(options.target)
     if static is not None:
         sio.static_files = static
+    apply_serve_client(sio, options)
+    if options.root_path:
+        sio.root_path = "/" + options.root_path.strip("/")
 
     speedups = "compiled" if speedups_enabled() else "pure Python"
     workers = getattr(options, "workers", "1")
     if workers not in ("1", 1):
+        if ssl is not None:
+            raise UsageError("--ssl-certfile with --workers is not supported yet")
         return run_server_workers(sio, options, workers, speedups)
-    print(
-        f"fastsio {version()} running on {format_url(options.host, options.port)}"
-        f" (speedups: {speedups})",
-        flush=True,
-    )
+
+    def listening(port: int) -> None:
+        url = format_url(options.host, port, ssl is not None)
+        print(f"fastsio {version()} running on {url} (speedups: {speedups})", flush=True)
+
     try:
-        sio.run(options.host, options.port)
+        sio.run(options.host, options.port, ssl=ssl, on_listening=listening)
     except KeyboardInterrupt:
         pass
     except OSError as exc:  # most often: the port is taken
-        print(
-            f"fastsio: error: cannot serve on {options.host}:{options.port}: {exc.strerror or exc}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(bind_error(options, exc), file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+def bind_error(options: argparse.Namespace, exc: OSError) -> str:
+    """One line for a port that cannot be served (most often: taken)."""
+    reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+    line = f"fastsio: error: cannot serve on {options.host}:{options.port}: {reason}"
+    if exc.errno == errno.EADDRINUSE:
+        line += " (another process listens there: stop it or choose another --port)"
+    return line
+
+
+def ssl_option(options: argparse.Namespace) -> Any:
+    """The SSLContext of --ssl-certfile/--ssl-keyfile, or None."""
+    certfile, keyfile = options.ssl_certfile, options.ssl_keyfile
+    if certfile is None:
+        if keyfile is not None:
+            raise UsageError("--ssl-keyfile needs --ssl-certfile")
+        return None
+    from .server import ssl_context
+
+    for flag, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"{flag} {path!r}: no such file")
+    try:
+        return ssl_context((certfile, keyfile))
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise UsageError(f"--ssl-certfile {certfile!r}: cannot load it: {exc}") from None
+
+
+def apply_serve_client(sio: Any, options: argparse.Namespace) -> None:
+    value = options.serve_client
+    if value is None:
+        return
+    if value.lower() in ("off", "no", "false"):
+        sio.serve_client = False
+    elif value.lower() in ("auto", "on", "yes", "true"):
+        sio.serve_client = True
+    elif not Path(value).is_dir():
+        raise UsageError(f"--serve-client {value!r}: no such directory")
+    else:
+        sio.serve_client = str(Path(value).resolve())
 
 
 def run_server_workers(sio: Any, options: argparse.Namespace, workers: str, speedups: str) -> int:
@@ -263,11 +345,7 @@ def run_server_workers(sio: Any, options: argparse.Namespace, workers: str, spee
     try:
         return run_workers(sio, options.host, options.port, count, on_listening=listening)
     except OSError as exc:
-        print(
-            f"fastsio: error: cannot serve on {options.host}:{options.port}: {exc.strerror or exc}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(bind_error(options, exc), file=sys.stderr, flush=True)
         return 1
 
 
@@ -308,6 +386,17 @@ def child_command(options: argparse.Namespace) -> list[str]:
     ]  # fmt: skip
     if options.static is not None:
         command += ["--static", str(Path(options.static).resolve())]
+    for flag, value in (
+        ("--ssl-certfile", options.ssl_certfile),
+        ("--ssl-keyfile", options.ssl_keyfile),
+        ("--serve-client", options.serve_client),
+        ("--root-path", options.root_path),
+    ):
+        if value:
+            is_path = flag.startswith("--ssl") or (
+                flag == "--serve-client" and Path(value).is_dir()
+            )
+            command += [flag, str(Path(value).resolve()) if is_path else value]
     return command
 
 
@@ -410,6 +499,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="worker processes on the one port, sharing rooms and broadcasts"
         " (0 or 'auto': one per core; default 1)",
+    )
+    run.add_argument(
+        "--ssl-certfile",
+        metavar="FILE",
+        help="serve HTTPS and WSS with this certificate chain (PEM; the key too unless"
+        " --ssl-keyfile)",
+    )
+    run.add_argument("--ssl-keyfile", metavar="FILE", help="the private key of --ssl-certfile")
+    run.add_argument(
+        "--serve-client",
+        metavar="DIR|off",
+        help="the socket.io client bundle served at <path>/socket.io.js: a directory"
+        " (socket.io-client/dist), or 'off' (default: node_modules/socket.io-client/dist"
+        " found from the current or the app's directory upward)",
+    )
+    run.add_argument(
+        "--root-path",
+        default="",
+        metavar="PATH",
+        help="the path prefix a reverse proxy strips, passed to a wrapped ASGI app (root_path)",
     )
     run.add_argument(
         "--reload",

@@ -32,6 +32,16 @@ CLIENT_FILES = (
     "socket.io.esm.min.js.map",
 )
 _CLIENT_DIST = os.path.join("node_modules", "socket.io-client", "dist")
+#: what the 404 of a missing client bundle (and its one log line) tells the user to do
+CLIENT_MISSING = (
+    "The socket.io client bundle is not installed, so {url} cannot be served.\n"
+    "Install it where the app runs (fastsio looks for {dist} in the current directory, the\n"
+    "app's directory and their parents):\n\n"
+    "    npm install socket.io-client\n\n"
+    'or point Server(serve_client="path/to/socket.io-client/dist") at a copy, or load it\n'
+    "from a CDN in the page instead:\n\n"
+    '    <script src="https://cdn.socket.io/4.8.1/socket.io.min.js"></script>\n'
+)
 
 # A polling POST carries up to max_http_buffer_size bytes of payload plus framing.
 _BODY_SLACK = 100_000
@@ -58,10 +68,13 @@ class Server:
     ``on``/``use``/``emit``/``to``/... act on the main namespace ``"/"``; ``of(name)`` gives
     any other (a regex or a ``fn(name, auth) -> bool`` gives a dynamic parent namespace).
     ``ping_interval``, ``ping_timeout`` and ``connect_timeout`` are in seconds.
-    ``serve_client``: a directory holding the socket.io client bundle (``socket.io.js``...), or
-    True to look for ``node_modules/socket.io-client/dist`` from the current directory upward;
-    the files are served at ``{path}/socket.io.js`` etc. ``static_files``: a directory served
-    at ``/``.
+    ``serve_client``: serve the socket.io client bundle at ``{path}/socket.io.js``,
+    ``{path}/socket.io.min.js`` etc., as Node does by default. True (the default) looks for
+    ``node_modules/socket.io-client/dist`` in the current directory, the directory of the
+    ``__main__`` script and their parents; when it is nowhere, those paths answer 404 with
+    how to install it (logged once). A directory serves the bundle from there; False turns it
+    off. ``static_files``: a directory served at ``/``. ``root_path``: the path prefix a
+    reverse proxy strips (given to a wrapped ASGI app as ``root_path``).
     ``allow_eio3``: also accept socket.io-client 2.x (Engine.IO v3, Socket.IO protocol v4), as
     Node's ``allowEIO3``; off by default (those clients get "Unsupported protocol version").
     ``parser``: ``"json"`` (default), ``"msgpack"`` (the npm ``socket.io-msgpack-parser``) or a
@@ -101,7 +114,7 @@ class Server:
         allow_upgrades: bool = True,
         allow_request: Callable[[Any], Any] | None = None,
         connect_timeout: float | None = 45,
-        serve_client: bool | str | os.PathLike = False,
+        serve_client: bool | str | os.PathLike = True,
         static_files: None | str | os.PathLike = None,
         adapter: Callable[[Namespace], Any] = InMemoryAdapter,
         logger: logging.Logger | None = None,
@@ -114,6 +127,7 @@ class Server:
         shutdown_timeout: float = 5.0,
         per_message_deflate: bool | dict = False,
         http_compression: bool | dict = True,
+        root_path: str = "",
     ) -> None:
         self.path = "/" + path.strip("/")
         self.cors_allowed_origins = cors_allowed_origins
@@ -129,6 +143,13 @@ class Server:
         self.connect_timeout = connect_timeout
         self.serve_client = serve_client
         self.static_files = static_files
+        self.root_path = "/" + root_path.strip("/") if root_path.strip("/") else ""
+        # @route handlers by exact path (fastsio.http.routes)
+        self._routes: dict = {}
+        #: the ASGI app served on every path that is not Socket.IO's, a route or a static file
+        #: (set by fastsio.ASGIApp when the native server runs it: ``fastsio run module:app``)
+        self.other_asgi_app: Any = None
+        self._asgi_bridge: Any = None
         from .recovery import SessionAwareAdapter, recovery_options
 
         #: None, or the options of connection state recovery (see fastsio.recovery)
@@ -442,38 +463,62 @@ class Server:
         return client
 
     def _client_directory(self) -> str | None:
+        """Where the client bundle is: a directory, "" when searched for and not found, None
+        when ``serve_client`` is off."""
         serve = self.serve_client
         if serve is False or serve is None:
             return None
         if serve is True:
-            here = Path.cwd()
-            for directory in (here, *here.parents):
-                candidate = directory / _CLIENT_DIST
-                if (candidate / "socket.io.js").is_file():
-                    return str(candidate)
-            self.logger.warning(
-                "serve_client=True but no %s found from %s upward; not serving the client",
-                _CLIENT_DIST,
-                here,
-            )
-            return None
+            return find_client_bundle() or ""
         directory = os.fspath(serve)
         if not os.path.isdir(directory):
             raise FileNotFoundError(f"serve_client: no such directory: {directory!r}")
         return directory
 
-    # -- running ---------------------------------------------------------------------------------
+    # -- plain HTTP routes -----------------------------------------------------------------------
 
-    async def start(
-        self, host: str = "127.0.0.1", port: int = 8000, *, sock: socket.socket | None = None
+    def route(
+        self, path: str, handler: Callable | None = None, *, methods: Iterable[str] = ("GET",)
     ) -> Any:
-        """Listen on ``host:port`` (or on ``sock``, a bound socket) and return once listening
-        (the asyncio server). The bound port is stored in ``self.port`` (useful with
-        ``port=0``)."""
-        if self.http is not None:
-            raise RuntimeError("the server is already started")
+        """Serve ``path`` (an exact path) with ``handler(request)``, a plain function or an
+        ``async def``, without a web framework: a health check, a login that issues a token::
+
+            @sio.route("/health")
+            def health(request):
+                return {"status": "ok", "clients": len(sio.sockets)}
+
+            @sio.route("/login", methods=["POST"])
+            async def login(request):
+                user = request.json()            # the body; request.query, request.headers...
+                return fastsio.Response({"error": "bad password"}, status=401)
+
+        The return value is the answer: ``str`` (text/plain, text/html when it starts with
+        ``<``), ``bytes``, a ``dict``/``list`` (JSON), a ``pathlib.Path`` (the file), None (204)
+        or a :class:`fastsio.Response` (status, headers, content type). ``GET`` routes answer
+        ``HEAD`` too; another method gets 405. An exception is logged and answered 500. Routes
+        are served by the native server and by :class:`fastsio.ASGIApp`; a route wins over
+        ``static_files`` and the wrapped ASGI app, Socket.IO's ``path`` wins over a route.
+        """
+        from .http.routes import Route
+
+        if not path.startswith("/"):
+            raise ValueError(f"a route's path must start with '/': {path!r}")
+
+        def register(function: Callable) -> Callable:
+            self._routes[path] = Route(path, function, methods)
+            return function
+
+        return register if handler is None else register(handler)
+
+    def build_http(self, fallback: Callable | None = None) -> tuple[Any, Any]:
+        """The EngineServer and the HttpServer with everything mounted (the engine at ``path``,
+        the client bundle, the routes, the static files, then ``fallback`` or 404), not
+        listening yet. ``start()`` listens with them; fastsio.ASGIApp routes ASGI requests
+        through them."""
         from .engine import EngineServer
         from .http import HttpServer, StaticFile, StaticFiles
+        from .http.routes import Router
+        from .http.server import not_found
 
         client_directory = self._client_directory()
         engine = EngineServer(
@@ -494,13 +539,42 @@ class Server:
         http = HttpServer(max_body_size=self.max_http_buffer_size + _BODY_SLACK)
         # the longest prefix wins, so the client files are found before the engine's path
         http.mount(self.path + "/", engine.handle_request)
-        if client_directory is not None:
+        if client_directory:
             for name in CLIENT_FILES:
                 file_path = os.path.join(client_directory, name)
                 if os.path.isfile(file_path):
                     http.mount(f"{self.path}/{name}", StaticFile(file_path))
+        elif client_directory == "":
+            missing = MissingClient(self.logger)
+            for name in CLIENT_FILES:
+                http.mount(f"{self.path}/{name}", missing)
+        if fallback is None:
+            fallback = not_found
         if self.static_files is not None:
-            http.mount("/", StaticFiles(os.fspath(self.static_files)))
+            fallback = StaticFiles(os.fspath(self.static_files), fallback=fallback)
+        http.mount("/", Router(self._routes, fallback) if self._routes else fallback)
+        return engine, http
+
+    # -- running ---------------------------------------------------------------------------------
+
+    async def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        sock: socket.socket | None = None,
+        ssl: Any = None,
+    ) -> Any:
+        """Listen on ``host:port`` (or on ``sock``, a bound socket) and return once listening
+        (the asyncio server). The bound port is stored in ``self.port`` (useful with
+        ``port=0``). ``ssl``: serve HTTPS/WSS, with an ``ssl.SSLContext``, a certificate file
+        (PEM, the key included) or a ``(certfile, keyfile)`` pair (see
+        :func:`fastsio.ssl_context`); ``socket.handshake.secure`` is then True."""
+        if self.http is not None:
+            raise RuntimeError("the server is already started")
+        ssl = ssl_context(ssl)
+        bridge = self._asgi_bridge
+        engine, http = self.build_http(bridge.handle if bridge is not None else None)
         handover = None
         worker = self.worker
         if worker is not None and worker.count > 1:
@@ -525,10 +599,14 @@ class Server:
             await self._start_adapters()
             if handover is not None:
                 handover.start()
-            listener = await http.start(host, port, sock=sock)
+            if bridge is not None:
+                await bridge.startup()
+            listener = await http.start(host, port, sock=sock, ssl=ssl)
         except BaseException:
             if handover is not None:
                 handover.close()
+            if bridge is not None:
+                await bridge.shutdown()
             await self._close_adapters()
             raise
         self.engine = engine
@@ -539,12 +617,36 @@ class Server:
             service.start()
         return listener
 
+    async def start_without_listening(self) -> Any:
+        """Start everything but the listening socket and return the HttpServer whose
+        ``dispatch(request)`` serves requests that came some other way (fastsio.ASGIApp under
+        an ASGI server)."""
+        if self.http is not None:
+            raise RuntimeError("the server is already started")
+        engine, http = self.build_http()
+        self._stopped = asyncio.Event()
+        await self._start_adapters()
+        self.engine = engine
+        self.http = http
+        for service in tuple(self._services):
+            service.start()
+        return http
+
     async def serve(
-        self, host: str = "127.0.0.1", port: int = 8000, *, sock: socket.socket | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        sock: socket.socket | None = None,
+        ssl: Any = None,
+        on_listening: Callable[[int], None] | None = None,
     ) -> None:
         """Start, then wait until the server is closed (``close()``, or the task is cancelled:
-        it closes then)."""
-        await self.start(host, port, sock=sock)
+        it closes then). ``ssl`` as for :meth:`start`; ``on_listening(port)`` is called once
+        the port is bound."""
+        await self.start(host, port, sock=sock, ssl=ssl)
+        if on_listening is not None:
+            on_listening(self.port)
         stopped = self._stopped
         assert stopped is not None
         try:
@@ -559,11 +661,17 @@ class Server:
         *,
         workers: int | str = 1,
         sock: socket.socket | None = None,
+        ssl: Any = None,
+        on_listening: Callable[[int], None] | None = None,
     ) -> None:
         """Serve until interrupted (Ctrl-C or SIGTERM close cleanly), on uvloop when it is
         installed. Blocks. ``workers``: that many processes on the one port (0 or "auto": one
-        per core), sharing rooms and broadcasts (see :mod:`fastsio.workers`)."""
+        per core), sharing rooms and broadcasts (see :mod:`fastsio.workers`). ``ssl``: HTTPS
+        and WSS, as for :meth:`start`. ``on_listening(port)`` is called once the port is bound
+        (an ``OSError`` such as "address already in use" is raised before)."""
         if workers != 1:
+            if ssl is not None:
+                raise ValueError("ssl= with several workers is not supported yet")
             from .workers import run_workers
 
             status = run_workers(self, host, port, workers)
@@ -574,7 +682,7 @@ class Server:
             import uvloop
         except ImportError:  # pragma: no cover - uvloop is a dependency where it exists
             uvloop = None  # type: ignore[assignment]
-        main = self._run_main(host, port, sock)
+        main = self._run_main(host, port, sock, ssl, on_listening)
         try:
             if sys.version_info >= (3, 11):
                 loop_factory = uvloop.new_event_loop if uvloop is not None else None
@@ -587,13 +695,20 @@ class Server:
         except KeyboardInterrupt:
             pass
 
-    async def _run_main(self, host: str, port: int, sock: socket.socket | None = None) -> None:
+    async def _run_main(
+        self,
+        host: str,
+        port: int,
+        sock: socket.socket | None = None,
+        ssl: Any = None,
+        on_listening: Callable[[int], None] | None = None,
+    ) -> None:
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGTERM, self._request_stop)
         except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
             pass  # not on this platform / not the main thread
-        await self.serve(host, port, sock=sock)
+        await self.serve(host, port, sock=sock, ssl=ssl, on_listening=on_listening)
 
     def _request_stop(self) -> None:
         if self._stopped is not None:
@@ -621,6 +736,8 @@ class Server:
                 await engine.close()
             if http is not None:
                 await http.close()
+            if self._asgi_bridge is not None and http is not None:
+                await self._asgi_bridge.shutdown()
             await _eager.finish_tasks(self, self.shutdown_timeout, self.logger)
             if self._cleanup_tasks:  # removed namespaces' adapters (each task logs its failure)
                 await asyncio.gather(*self._cleanup_tasks, return_exceptions=True)
@@ -629,3 +746,70 @@ class Server:
             self._closing = False
             if self._stopped is not None:
                 self._stopped.set()
+
+
+def find_client_bundle(start: Path | None = None) -> str | None:
+    """The directory of the socket.io client bundle (``node_modules/socket.io-client/dist``
+    holding ``socket.io.js``) in ``start`` (default: the current directory), the directory of
+    the ``__main__`` script, or one of their parents; None when there is none."""
+    places = [start or Path.cwd()]
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file:
+        places.append(Path(main_file).resolve().parent)
+    seen = set()
+    for place in places:
+        for directory in (place, *place.parents):
+            if directory in seen:
+                break
+            seen.add(directory)
+            candidate = directory / _CLIENT_DIST
+            if (candidate / "socket.io.js").is_file():
+                return str(candidate)
+    return None
+
+
+class MissingClient:
+    """The HTTP handler at ``{path}/socket.io.js`` when the client bundle is not installed:
+    404 with how to get it, and the same logged once."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.logged = False
+
+    def __call__(self, request: Any) -> None:
+        message = CLIENT_MISSING.format(url=request.path, dist=_CLIENT_DIST)
+        if not self.logged:
+            self.logged = True
+            self.logger.warning(
+                "%s answered 404: the socket.io client bundle is not installed; run `npm install"
+                " socket.io-client` where the app runs (%s is looked for in the current and the"
+                " app's directory and their parents), or set Server(serve_client=DIR), or load"
+                " the client from https://cdn.socket.io",
+                request.path,
+                _CLIENT_DIST,
+            )
+        request.respond(404, [("Content-Type", "text/plain; charset=utf-8")], message.encode())
+
+
+def ssl_context(ssl: Any) -> Any:
+    """An ``ssl.SSLContext`` for serving from what ``ssl=`` was given: a context (returned as
+    is), a PEM file holding the certificate chain and its key, or a ``(certfile, keyfile)``
+    pair; None stays None."""
+    if ssl is None:
+        return None
+    import ssl as ssl_module
+
+    if isinstance(ssl, ssl_module.SSLContext):
+        return ssl
+    if isinstance(ssl, (str, os.PathLike)):
+        certfile, keyfile = ssl, None
+    elif isinstance(ssl, tuple) and len(ssl) == 2:
+        certfile, keyfile = ssl
+    else:
+        raise TypeError(
+            f"ssl must be an ssl.SSLContext, a certificate file or a (certfile, keyfile) pair,"
+            f" not {type(ssl).__name__}"
+        )
+    context = ssl_module.create_default_context(ssl_module.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    return context

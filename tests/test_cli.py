@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -87,9 +88,11 @@ def app_dir(tmp_path: Path) -> Path:
 class ServerProcess:
     """A ``fastsio run`` process whose output (stdout and stderr merged) is read line by line."""
 
-    def __init__(self, args: list[str], cwd: Path, **env: str) -> None:
+    def __init__(
+        self, args: list[str], cwd: Path, command: list[str] | None = None, **env: str
+    ) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fastsio", *args],
+            [*(command or [sys.executable, "-m", "fastsio"]), *args],
             cwd=cwd,
             env=environment(**env),
             stdout=subprocess.PIPE,
@@ -147,8 +150,8 @@ class ServerProcess:
 def start_server():
     started: list[ServerProcess] = []
 
-    def start(*args: str, cwd: Path, **env: str) -> ServerProcess:
-        server = ServerProcess(list(args), cwd, **env)
+    def start(*args: str, cwd: Path, command: list[str] | None = None, **env: str) -> ServerProcess:
+        server = ServerProcess(list(args), cwd, command, **env)
         started.append(server)
         return server
 
@@ -268,7 +271,7 @@ def test_attribute_missing(app_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("attr", "message"),
     [
-        ("number", "is a int, not a fastsio.Server or a factory returning one"),
+        ("number", "is a int, not a fastsio.Server, a fastsio.ASGIApp or a factory returning"),
         ("make_number", "returned a int, not a fastsio.Server"),
         ("needs_arguments", "cannot be called without arguments"),
     ],
@@ -465,3 +468,113 @@ def test_chat_demo(chat_client_modules: Path, start_server, tmp_path: Path) -> N
     counts = [line[0] for line in events("stats", "stats")]
     assert {"users": 3, "rooms": {"lobby": 2, "random": 1}} in counts
     assert counts[-1] == {"users": 2, "rooms": {"lobby": 1, "random": 1}}
+
+
+def fastsio_script() -> str:
+    script = shutil.which("fastsio", path=os.path.dirname(sys.executable))
+    if script is None:
+        pytest.skip("the fastsio script is not installed (pip install -e .)")
+    return script
+
+
+def test_running_on_only_after_the_bind_and_one_line_for_address_in_use(app_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("run", "fixture_app:sio", "--port", str(port), cwd=app_dir)
+    assert result.returncode == 1
+    assert "running on" not in result.stdout
+    errors = [line for line in result.stderr.splitlines() if "fastsio" in line]
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        f"fastsio: error: cannot serve on 127.0.0.1:{port}: address already in use"
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["socket", "json", "asyncio"])
+def test_a_module_shadowed_by_the_standard_library_says_so(tmp_path: Path, name: str) -> None:
+    # the `fastsio` script, as a user types it (`python -m fastsio` would put the app's directory
+    # first on sys.path, and its socket.py would replace the standard one before fastsio runs)
+    script = fastsio_script()
+    (tmp_path / f"{name}.py").write_text("import fastsio\nsio = fastsio.Server()\n")
+    result = subprocess.run(
+        [script, "run", f"{name}:sio"], cwd=tmp_path, env=environment(), check=False,
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert_usage_error(result, f"module {name!r} is the standard library's")
+    assert f"not your {name}.py" in result.stderr
+    assert f"fastsio run ./{name}.py:sio" in result.stderr
+
+
+def test_a_shadowed_module_runs_by_its_path(tmp_path: Path, start_server) -> None:
+    (tmp_path / "socket.py").write_text("import fastsio\nsio = fastsio.Server()\n")
+    port = free_port()
+    server = start_server(
+        "run", "./socket.py:sio", "--port", str(port), cwd=tmp_path, command=[fastsio_script()]
+    )
+    server.wait_for(URL_LINE.format(port=port))
+    assert wait_until_serving(handshake_url(port)).startswith(b"0{")
+
+
+def test_serve_client_option(app_dir: Path, start_server, tmp_path_factory) -> None:
+    bundle = tmp_path_factory.mktemp("dist")
+    (bundle / "socket.io.js").write_text("/* the bundle */")
+    port = free_port()
+    server = start_server(
+        "run", "fixture_app:sio", "--port", str(port), "--serve-client", str(bundle), cwd=app_dir
+    )
+    server.wait_for(URL_LINE.format(port=port))
+    wait_until_serving(handshake_url(port))
+    assert http_get(f"http://127.0.0.1:{port}/socket.io/socket.io.js") == (200, b"/* the bundle */")
+
+    port = free_port()
+    server = start_server(
+        "run", "fixture_app:sio", "--port", str(port), "--serve-client", "off", cwd=app_dir
+    )
+    server.wait_for(URL_LINE.format(port=port))
+    wait_until_serving(handshake_url(port))
+    with pytest.raises(urllib.error.HTTPError) as error:  # the engine's own answer, as Node's
+        http_get(f"http://127.0.0.1:{port}/socket.io/socket.io.js")
+    assert error.value.code == 400
+
+    result = run_cli("run", "fixture_app:sio", "--serve-client", "no-such-dir", cwd=app_dir)
+    assert_usage_error(result, "--serve-client 'no-such-dir': no such directory")
+
+
+def test_missing_client_bundle_404_says_how_to_get_it(app_dir: Path, start_server) -> None:
+    port = free_port()
+    server = start_server("run", "fixture_app:sio", "--port", str(port), cwd=app_dir)
+    server.wait_for(URL_LINE.format(port=port))
+    wait_until_serving(handshake_url(port))
+    for _ in range(2):
+        with pytest.raises(urllib.error.HTTPError) as error:
+            http_get(f"http://127.0.0.1:{port}/socket.io/socket.io.js")
+        assert error.value.code == 404
+        body = error.value.read().decode()
+        assert "npm install socket.io-client" in body and "serve_client" in body
+    server.wait_for(r"WARNING fastsio: .*client bundle is not installed.*npm install")
+    server.stop()
+    logged = [line for line in server.output if "not installed" in line]
+    assert len(logged) == 1  # once, not per request
+
+
+def test_root_path_reaches_the_asgi_app(tmp_path: Path, start_server) -> None:
+    (tmp_path / "rooted.py").write_text(
+        "import fastsio\n"
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        raise RuntimeError('no lifespan')\n"
+        "    body = (scope['root_path'] + ' ' + scope['path']).encode()\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': body})\n"
+        "asgi_app = fastsio.ASGIApp(fastsio.Server(), app)\n"
+    )
+    port = free_port()
+    server = start_server(
+        "run", "rooted:asgi_app", "--port", str(port), "--root-path", "/api", cwd=tmp_path
+    )
+    server.wait_for(URL_LINE.format(port=port))
+    wait_until_serving(handshake_url(port))
+    assert http_get(f"http://127.0.0.1:{port}/items") == (200, b"/api /api/items")

@@ -404,6 +404,9 @@ class HttpProtocol(asyncio.Protocol):
                 transport.write(body)
         else:
             transport.write(data)
+        self._response_done(request, keep_alive)
+
+    def _response_done(self, request: Request, keep_alive: bool) -> None:
         if self._current is request:
             self._current = None
         if not keep_alive:
@@ -413,6 +416,52 @@ class HttpProtocol(asyncio.Protocol):
             self._dispatch()
         if self._current is None and not self._queue:
             self.idle_since = self.loop.time()
+
+    def start_stream(
+        self, request: Request, status: int, headers: Iterable[tuple[str, str]]
+    ) -> None:
+        """Send the head of a response whose body follows in parts (``stream_body``): with
+        the Content-Length given in ``headers``, else chunked (HTTP/1.1) or up to the close of
+        the connection (HTTP/1.0)."""
+        parts = [STATUS_LINES.get(status) or _status_line(status)]
+        has_length = False
+        for name, value in headers:
+            if name.lower() in ("transfer-encoding", "connection"):
+                continue  # the framing is this layer's
+            has_length = has_length or name.lower() == "content-length"
+            parts.append(f"{name}: {value}\r\n")
+        head_only = request.method == "HEAD" or status in (204, 304) or status < 200
+        chunked = not head_only and not has_length and request.http_version != "1.0"
+        keep_alive = (
+            request._keep_alive and not self._closing and (head_only or has_length or chunked)
+        )
+        if chunked:
+            parts.append("Transfer-Encoding: chunked\r\n")
+        if not keep_alive:
+            parts.append("Connection: close\r\n")
+        elif request.http_version == "1.0":
+            parts.append("Connection: keep-alive\r\n")
+        parts.append("\r\n")
+        data = "".join(parts).encode("latin-1")
+        request._stream = (chunked, keep_alive, head_only)
+        self.transport.write(data)
+
+    def stream_body(self, request: Request, data: bytes, more: bool) -> None:
+        """A part of a streamed response's body; ``more=False`` ends the response."""
+        chunked, keep_alive, head_only = request._stream  # type: ignore[misc]
+        transport = self.transport
+        if data and not head_only:
+            if chunked:
+                transport.write(b"%x\r\n%s\r\n" % (len(data), data))
+            else:
+                transport.write(data)
+        if more:
+            return
+        if chunked:
+            transport.write(b"0\r\n\r\n")
+        request.responded = True
+        request._protocol = None
+        self._response_done(request, keep_alive)
 
     def accept_websocket(
         self,

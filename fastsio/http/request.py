@@ -47,6 +47,7 @@ class Request:
         "_keep_alive",
         "_protocol",
         "_query",
+        "_stream",
         "body",
         "client",
         "closed",
@@ -97,6 +98,8 @@ class Request:
         # Set when the HTTP layer answers the request itself (bad WebSocket handshake).
         self._error_status = 0
         self._error_headers: Headers = ()
+        # a streamed response in progress: (chunked, keep_alive, head_only)
+        self._stream: tuple | None = None
 
     @property
     def query(self) -> dict[str, str]:
@@ -105,6 +108,12 @@ class Request:
         if query is None:
             query = self._query = parse_query(self.query_string)
         return query
+
+    def json(self) -> Any:
+        """The body parsed as JSON (orjson); ValueError if it is not JSON."""
+        import orjson
+
+        return orjson.loads(self.body)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -121,6 +130,35 @@ class Request:
         protocol.send_response(self, status, headers, body)
 
     reject = respond
+
+    def start_response(self, status: int, headers: Headers = ()) -> None:
+        """Begin a response whose body is sent in parts with :meth:`send_body` (an ASGI app's
+        streamed answer): the head now, the body then framed by the Content-Length given in
+        ``headers``, else chunked. A no-op once answered or when the client is gone."""
+        protocol = self._protocol
+        if protocol is None or self.responded or self.closed or self._stream is not None:
+            return
+        protocol.start_stream(self, status, headers)
+
+    def send_body(self, data: bytes, more: bool = False) -> None:
+        """A part of the body after :meth:`start_response`; ``more=False`` ends it."""
+        protocol = self._protocol
+        if protocol is None or self._stream is None or self.responded or self.closed:
+            return
+        protocol.stream_body(self, data, more)
+
+    def close_connection(self) -> None:
+        """Close the connection the request came on (a streamed answer that cannot be
+        finished: the client must not take it for whole)."""
+        protocol = self._protocol
+        if protocol is not None:
+            protocol.close()
+
+    def write_buffer_size(self) -> int:
+        """Bytes of the answer not yet sent to the client (0 when it is gone)."""
+        protocol = self._protocol
+        transport = protocol.transport if protocol is not None else None
+        return transport.get_write_buffer_size() if transport is not None else 0
 
     def accept_websocket(
         self, listener: Any, headers: Headers = (), *, max_message_size: int | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import mimetypes
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import quote
 
@@ -128,12 +128,19 @@ class StaticFiles:
     a prefix: the part of the path after the prefix names the file.
 
     Paths that would leave the directory (``..``, ``%2e%2e``, ``..%2f``, symlinks pointing
-    outside) are answered 404, like missing files.
+    outside) are answered 404, like missing files. With a ``fallback`` handler, a request that
+    names no file (or is not a GET/HEAD) goes to it instead (a wrapped ASGI app, say).
     """
 
-    def __init__(self, directory: str, index: str | None = "index.html") -> None:
+    def __init__(
+        self,
+        directory: str,
+        index: str | None = "index.html",
+        fallback: Callable[[Request], None] | None = None,
+    ) -> None:
         self.directory = os.path.realpath(directory)
         self.index = index
+        self.fallback = fallback
         self._root_prefix = (
             self.directory if self.directory.endswith(os.sep) else self.directory + os.sep
         )
@@ -165,11 +172,18 @@ class StaticFiles:
         return full
 
     def __call__(self, request: Request) -> None:
+        fallback = self.fallback
         if request.method not in ("GET", "HEAD"):
-            request.respond(405, _ALLOW, b"Method Not Allowed")
+            if fallback is not None:
+                fallback(request)
+            else:
+                request.respond(405, _ALLOW, b"Method Not Allowed")
             return
         relative_path = request.path[len(request.mount_path) :]
         full = self.resolve(relative_path)
+        if fallback is not None and (full is None or not os.path.exists(full)):
+            fallback(request)
+            return
         if full is None:
             request.respond(404, _TEXT_PLAIN, b"Not Found")
             return
