@@ -36,6 +36,9 @@ class Served:
             # a held long-polling GET is a request in progress to uvicorn: without a bound, its
             # shutdown waits for it (up to ping_interval) before the lifespan shutdown
             command += ["--timeout-graceful-shutdown", "2"]
+        elif kind == "hypercorn":
+            command = [sys.executable, "-m", "hypercorn", f"tests.asgi_apps:{attr}"]
+            command += ["--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "2"]
         else:
             command = [sys.executable, "-m", "fastsio", "run", f"tests/asgi_apps.py:{attr}"]
             command += ["--port", str(self.port), "--log-level", "warning"]
@@ -97,7 +100,7 @@ SERVERS = ["uvicorn", "fastsio"]
 
 
 @pytest.mark.interop
-@pytest.mark.parametrize("kind", SERVERS)
+@pytest.mark.parametrize("kind", [*SERVERS, "hypercorn"])
 async def test_fastapi_routes_lifespan_and_socketio(kind, serve, node):
     served = await serve(kind, "fastapi_app")
     assert served.lifespan_events() == ["fastapi startup"]
