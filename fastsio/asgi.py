@@ -450,19 +450,15 @@ class AsgiWebSocket:
     # -- the connection's life --------------------------------------------------------------------
 
     async def run(self, receive: Receive) -> None:
-        """Accept, then read messages until the client or the server ends the connection."""
+        """Accept, then read messages until the connection ends: the client's close, or the
+        ``websocket.disconnect`` the ASGI server gives once our close went out (as ASGI says it
+        does for a close from either side)."""
         code = 1006
         writer = self.loop.create_task(self._write_loop())
         try:
             await self._send({"type": "websocket.accept"})
-            while not self.closed:
-                reading = self.loop.create_task(receive())
-                await asyncio.wait({reading, writer}, return_when="FIRST_COMPLETED")
-                if not reading.done():  # the writer ended: the server closed, or sending failed
-                    reading.cancel()
-                    code = self._close[0] if self._close is not None else 1006
-                    break
-                message = reading.result()
+            while True:
+                message = await receive()
                 if message["type"] == "websocket.disconnect":
                     code = message.get("code", 1005)
                     break
@@ -491,6 +487,12 @@ class AsgiWebSocket:
             listener.on_binary(data)
 
     async def _write_loop(self) -> None:
+        try:
+            await self._write_all()
+        except Exception as exc:  # noqa: BLE001 - the client is gone; receive() says so too
+            logger.debug("websocket send failed: %r", exc)
+
+    async def _write_all(self) -> None:
         outbox = self._outbox
         while True:
             while outbox:

@@ -174,13 +174,20 @@ async def test_starlette_route_lifespan_websocket_and_socketio(kind, serve, node
     assert served.lifespan_events() == ["starlette startup", "starlette shutdown"], output
 
 
-async def test_uvicorn_socketio_path_refuses_a_bad_websocket(serve):
+async def test_uvicorn_socketio_refuses_bad_websockets(serve):
     served = await serve("uvicorn", "fastapi_app")
     with pytest.raises((ConnectionRefusedError, ConnectionError)):
         await WebSocketClient.connect(served.port, "/socket.io/?EIO=4&transport=websocket&sid=nope")
-    # the held-GET path: a polling session answered, then the client leaves mid-poll
     status, _, body = await http_request(served.port, "GET", "/socket.io/?EIO=4&transport=polling")
     assert status == 200 and body.startswith(b"0{")
+    # a message past max_http_buffer_size over the ASGI server's WebSocket: closed with 1009
+    ws = await WebSocketClient.connect(served.port, "/socket.io/?EIO=4&transport=websocket")
+    assert (await ws.recv()).startswith("0{")
+    ws.send("4" + "x" * 1_200_000)
+    assert await ws.wait_closed(10) == 1009
+    # and the server goes on
+    status, _, _ = await http_request(served.port, "GET", "/health")
+    assert status == 200
 
 
 # -- the native bridge's edges, in process --------------------------------------------------
