@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
+import jwt
 import pytest
 
 from .conftest import npm_ci
@@ -171,3 +174,122 @@ async def test_worker_reports_progress_to_the_asking_socket(
     assert progress == [[job_id, step, 10] for step in range(1, 11)]
     assert not client.seen("event", name="other")  # the room is the asker's only
     assert worker_process.poll() is None
+
+
+# -- examples/fastapi_jwt -------------------------------------------------------------------------
+
+SERVE_COMMANDS = {
+    # Socket.IO served natively by fastsio's own server, every other path bridged to FastAPI
+    "fastsio run": ["-m", "fastsio", "run", "examples/fastapi_jwt/app.py:asgi_app"],
+    # any ASGI server serving the whole ASGIApp
+    "uvicorn": ["-m", "uvicorn", "--app-dir", "examples/fastapi_jwt", "app:asgi_app"],
+}
+
+
+async def http_call(url: str, body: dict | None = None, token: str | None = None):
+    """GET (or POST ``body`` as JSON): (status, decoded JSON answer)."""
+
+    def call():
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    return await asyncio.to_thread(call)
+
+
+@pytest.fixture(params=sorted(SERVE_COMMANDS))
+def fastapi_example(request):
+    """examples/fastapi_jwt served by ``fastsio run`` or by uvicorn on a free port: the process
+    and its URL (stopped on teardown)."""
+    from tests.test_cli import environment, free_port
+
+    npm_ci(EXAMPLES / "fastapi_jwt")
+    port = free_port()
+    command = [sys.executable, *SERVE_COMMANDS[request.param], "--port", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--log-level", "warning"],
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    yield proc, f"http://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def wait_until_serving(proc: subprocess.Popen, url: str, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            status, _ = await http_call(url + "/api/online")
+            if status == 200:
+                return
+        except OSError:
+            pass
+        if proc.poll() is not None or asyncio.get_running_loop().time() > deadline:
+            proc.kill()
+            pytest.fail(f"{proc.args} did not start:\n{proc.communicate()[0]}")
+        await asyncio.sleep(0.1)
+
+
+async def test_fastapi_jwt_login_socketio_and_http_routes(fastapi_example, node):
+    proc, url = fastapi_example
+    await wait_until_serving(proc, url)
+    await assert_serves_page_and_client(url)
+    status, answer = await http_call(url + "/login", {"username": "alice", "password": "nope"})
+    assert status == 401 and answer["detail"] == "wrong user name or password"
+    tokens = {}
+    for user, password in (("alice", "wonderland"), ("bob", "builder")):
+        status, answer = await http_call(url + "/login", {"username": user, "password": password})
+        assert status == 200
+        tokens[user] = answer["token"]
+
+    client = await node(url)
+    await client.connect("anonymous")
+    refused = await client.expect("connect_error", name="anonymous")
+    assert refused["message"] == "not authorized" and refused["data"] == {"reason": "no token"}
+    forged = jwt.encode({"sub": "alice"}, "not the server's secret, but long enough", "HS256")
+    await client.connect("forger", opts={"auth": {"token": forged}})
+    refused = await client.expect("connect_error", name="forger")
+    assert refused["message"] == "not authorized"
+    assert refused["data"]["reason"] == "Signature verification failed"
+
+    for name, user in (("alice", "alice"), ("bob-tab1", "bob"), ("bob-tab2", "bob")):
+        await client.connect(name, opts={"auth": {"token": tokens[user]}})
+        await client.expect("connect", name=name)
+        welcome = await client.expect("event", name=name, event="welcome")
+        assert welcome["args"] == [{"user": user}]
+    status, answer = await http_call(url + "/api/online")
+    assert answer == {"users": ["alice", "bob"]}
+
+    ack = await client.emit_with_ack("alice", "chat message", " hello ")
+    assert ack["args"] == [{"ok": True}]
+    for name in ("bob-tab1", "bob-tab2"):
+        message = await client.expect("event", name=name, event="chat message")
+        assert message["args"] == [{"from": "alice", "text": "hello"}]
+    ack = await client.emit_with_ack("bob-tab1", "private message", "alice", "psst")
+    assert ack["args"] == [{"ok": True}]
+    private = await client.expect("event", name="alice", event="private message")
+    assert private["args"] == [{"from": "bob", "text": "psst"}]
+
+    status, _ = await http_call(url + "/api/announce", {"text": "deploy at 5"}, token="forged")
+    assert status == 401
+    status, answer = await http_call(url + "/api/announce", {"text": "deploy at 5"}, tokens["bob"])
+    assert status == 200 and answer == {"ok": True, "clients": 3}
+    for name in ("alice", "bob-tab1", "bob-tab2"):
+        announcement = await client.expect("event", name=name, event="announcement")
+        assert announcement["args"] == [{"from": "bob", "text": "deploy at 5"}]
+    await client.assert_none(0.2, "event", name="alice", event="chat message")

@@ -122,3 +122,31 @@ def test_worker_page(processes, browser) -> None:
     assert page.locator("#jobs li").count() == 1
     assert page.locator("#jobs li progress").get_attribute("value") == "1"
     assert browser.errors == []
+
+
+def test_fastapi_jwt_page(processes, browser) -> None:
+    npm_ci(EXAMPLES / "fastapi_jwt")
+    url = serve(processes, "examples/fastapi_jwt/app.py:asgi_app")
+    alice = browser.new_page("alice", url + "/")
+    alice.fill("#password", "wrong")
+    alice.click("#login button")
+    alice.locator("#login-error", has_text="wrong user name or password").wait_for()
+    alice.fill("#password", "wonderland")
+    alice.click("#login button")
+    alice.locator("#me", has_text="alice").wait_for()
+    bob = browser.new_page("bob", url + "/")
+    bob.fill("#username", "bob")
+    bob.fill("#password", "builder")
+    bob.click("#login button")
+    bob.locator("#me", has_text="bob").wait_for()
+    alice.fill("#text", "hello bob")
+    alice.press("#text", "Enter")
+    bob.locator("#log li", has_text="alice: hello bob").wait_for()
+    bob.fill("#text", "/w alice just for you")
+    bob.press("#text", "Enter")
+    alice.locator("#log li.private", has_text="bob (private): just for you").wait_for()
+    bob.fill("#announcement", "deploy at 5")
+    bob.press("#announcement", "Enter")  # POST /api/announce, a FastAPI route
+    for page in (alice, bob):
+        page.locator("#log li.announcement", has_text="from bob: deploy at 5").wait_for()
+    assert browser.errors == []
