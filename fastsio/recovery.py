@@ -34,9 +34,12 @@ from .socket import CONNECTED, Socket
 
 __all__ = [
     "RECOVERABLE_REASONS",
+    "PacketLog",
+    "PendingRestores",
     "RecoverableSocket",
     "SessionAwareAdapter",
     "included_in",
+    "loggable",
     "recovery_options",
 ]
 
@@ -74,42 +77,39 @@ def recovery_options(value: Any) -> dict | None:
     return options
 
 
-class SessionAwareAdapter(InMemoryAdapter):
-    """The in-memory adapter with the packet log and the saved sessions that recovery needs
-    (Node's ``SessionAwareAdapter``). The log keeps the packets of the last
-    ``max_disconnection_duration`` seconds, at most ``max_packets`` of them: a client whose
-    offset is older than the log gets a fresh socket, as after the duration."""
+class PacketLog:
+    """The logged packets of one namespace, bounded by time and size, and the sessions saved
+    meanwhile: the log of :class:`SessionAwareAdapter`, and of the ``--workers`` parent.
 
-    def __init__(self, nsp: Any) -> None:
-        super().__init__(nsp)
-        options = nsp.server.connection_state_recovery or DEFAULTS
-        self.max_duration: float = options["max_disconnection_duration"]
-        self.max_packets: int = options["max_packets"]
-        # (number, monotonic time, opts, data); offsets are "<epoch>-<number>" so that an
-        # offset of another server (or another run of this one) is never taken for ours
+    The log keeps the packets of the last ``max_duration`` seconds, at most ``max_packets`` of
+    them: a client whose offset is older than the log gets a fresh socket, as after the
+    duration. Offsets are ``"<epoch>-<number>"`` so that an offset of another log (another
+    server, another run) is never taken for one of this log."""
+
+    def __init__(self, max_duration: float, max_packets: int) -> None:
+        self.max_duration = max_duration
+        self.max_packets = max_packets
+        #: (number, monotonic time, opts, data)
         self.packets: deque = deque()
         self.sessions: dict[str, tuple[float, dict]] = {}
         self._epoch = secrets.token_hex(4)
         self._next = 0
 
-    def broadcast(self, packet: Any, opts: BroadcastOptions) -> None:
-        if packet.type == _EVENT and packet.id is None and not opts.volatile:
-            self._log(packet, opts)
-        InMemoryAdapter.broadcast(self, packet, opts)
-
-    def _log(self, packet: Any, opts: BroadcastOptions) -> None:
+    def append(self, opts: BroadcastOptions, data: list) -> str:
+        """Log an event's ``data`` (its offset appended to it); returns the offset."""
         number = self._next
         self._next = number + 1
-        data = packet.data
-        data.append(f"{self._epoch}-{number}")
+        offset = f"{self._epoch}-{number}"
+        data.append(offset)
         now = time.monotonic()
         packets = self.packets
         packets.append((number, now, opts, data))
         threshold = now - self.max_duration
         while packets and (packets[0][1] < threshold or len(packets) > self.max_packets):
             packets.popleft()
+        return offset
 
-    def persist_session(self, session: dict) -> None:
+    def persist(self, session: dict) -> None:
         now = time.monotonic()
         self.sessions[session["pid"]] = (now, session)
         threshold = now - self.max_duration
@@ -117,7 +117,7 @@ class SessionAwareAdapter(InMemoryAdapter):
             for pid in [pid for pid, (at, _) in self.sessions.items() if at < threshold]:
                 del self.sessions[pid]
 
-    def restore_session(self, pid: str, offset: str) -> dict | None:
+    def restore(self, pid: str, offset: str) -> dict | None:
         """The saved session ``pid`` and the packets after ``offset`` it missed, or None (no
         such session, expired, or an offset the log no longer holds)."""
         saved = self.sessions.get(pid)
@@ -139,6 +139,78 @@ class SessionAwareAdapter(InMemoryAdapter):
         ]
         del self.sessions[pid]  # a session comes back once
         return dict(session, missed_packets=missed)
+
+
+class SessionAwareAdapter(InMemoryAdapter):
+    """The in-memory adapter with the packet log and the saved sessions that recovery needs
+    (Node's ``SessionAwareAdapter``): see :class:`PacketLog`."""
+
+    def __init__(self, nsp: Any) -> None:
+        super().__init__(nsp)
+        self.log = new_log(nsp.server.connection_state_recovery)
+
+    @property
+    def packets(self) -> deque:
+        return self.log.packets
+
+    def broadcast(self, packet: Any, opts: BroadcastOptions) -> None:
+        if loggable(packet, opts):
+            self.log.append(opts, packet.data)
+        InMemoryAdapter.broadcast(self, packet, opts)
+
+    def persist_session(self, session: dict) -> None:
+        self.log.persist(session)
+
+    def restore_session(self, pid: str, offset: str) -> dict | None:
+        return self.log.restore(pid, offset)
+
+
+def new_log(options: dict | None) -> PacketLog:
+    options = options or DEFAULTS
+    return PacketLog(options["max_disconnection_duration"], options["max_packets"])
+
+
+def loggable(packet: Any, opts: BroadcastOptions) -> bool:
+    """Whether a broadcast gets an offset and is logged (Node's addOffsetIfNecessary): an
+    event without an ack, not volatile."""
+    return packet.type == _EVENT and packet.id is None and not opts.volatile
+
+
+class PendingRestores:
+    """Sessions given back to sockets that have not connected yet (a restore that answered
+    after a wait: Redis, the workers' parent): what is logged meanwhile, after the restore's
+    end, and that their rooms would have received is appended to their missed packets, until
+    the socket joins its rooms (:meth:`connected`, from the adapter's ``add_all``). Empty
+    outside a restore: the fan-out tests it once."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[set, Any, list, float]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def add(self, sid: str, rooms: set, missed: list, after: Any = None) -> None:
+        """``after``: the position of the restore's end (only later positions are kept), or
+        None when everything delivered from now on comes after it."""
+        self._pending[sid] = (rooms, after, missed, time.monotonic())
+
+    def deliver(self, data: list, opts: BroadcastOptions, position: Any = None) -> None:
+        now = time.monotonic()
+        pending = self._pending
+        for sid, (rooms, after, missed, at) in list(pending.items()):
+            if now - at > PENDING_RESTORE_TIMEOUT:
+                del pending[sid]  # restored but never connected (the client left)
+            elif (after is None or position > after) and included_in(rooms, opts):
+                missed.append(data)
+
+    def connected(self, sid: str) -> None:
+        self._pending.pop(sid, None)
+
+
+#: a restored socket not connected within this many seconds is forgotten by PendingRestores
+PENDING_RESTORE_TIMEOUT = 30.0
 
 
 def included_in(rooms: set, opts: BroadcastOptions) -> bool:

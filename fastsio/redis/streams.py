@@ -33,7 +33,6 @@ import base64
 import binascii
 import logging
 import re
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,7 +46,7 @@ from ..cluster import (
     MessageType,
     has_binary,
 )
-from ..recovery import included_in
+from ..recovery import PendingRestores, included_in, loggable
 from ._codec import json_dumps, pack, unpack
 from ._connection import (
     CommandLink,
@@ -70,9 +69,6 @@ _OFFSET = re.compile(r"[0-9]+-[0-9]+\Z")
 #: RESTORE_SESSION_MAX_XRANGE_CALLS bounds its loop)
 RESTORE_BATCH = 1000
 RESTORE_MAX_CALLS = 100
-#: a restored socket not connected within this many seconds is forgotten by the adapter
-RESTORING_TIMEOUT = 30.0
-_EVENT = 2
 _BROADCAST_TYPE = b"3"
 
 
@@ -235,19 +231,6 @@ def offset_key(offset: bytes | str) -> tuple[int, int]:
     return int(first), int(second)
 
 
-class _Restoring:
-    """A session given back to a socket that has not connected yet: what the adapter delivers
-    meanwhile that its rooms would have received goes to ``missed`` (after the replay)."""
-
-    __slots__ = ("after", "at", "missed", "rooms")
-
-    def __init__(self, rooms: set, after: tuple[int, int], missed: list) -> None:
-        self.rooms = rooms
-        self.after = after
-        self.missed = missed
-        self.at = time.monotonic()
-
-
 class RedisStreamsAdapter(ClusterAdapter):
     """The adapter of one namespace on a Redis stream (see the module's doc)."""
 
@@ -263,10 +246,10 @@ class RedisStreamsAdapter(ClusterAdapter):
         recovery = nsp.server.connection_state_recovery
         self._recovery = recovery is not None
         self._session_ms = round(recovery["max_disconnection_duration"] * 1000) if recovery else 0
-        # restored sockets not connected yet (sid -> _Restoring), and connected ones whose
-        # replay reached further than the stream reader has (sid -> last replayed offset): the
-        # reader must not give them again what the replay gave them
-        self._restoring: dict[str, _Restoring] = {}
+        # restored sockets not connected yet, and connected ones whose replay reached further
+        # than the stream reader has (sid -> last replayed offset): the reader must not give
+        # them again what the replay gave them
+        self._restoring = PendingRestores()
         self._replayed: dict[str, tuple[int, int]] = {}
         self._drop = DropLog("streams adapter message")
         self._initialised = False
@@ -349,7 +332,7 @@ class RedisStreamsAdapter(ClusterAdapter):
             "uid": self.uid,
             "nsp": self.nsp.name,
         }
-        if not (self._recovery and _loggable(packet, opts)):
+        if not (self._recovery and loggable(packet, opts)):
             self._xadd(message, None)
             self._deliver(packet, opts, None)
             return
@@ -372,7 +355,7 @@ class RedisStreamsAdapter(ClusterAdapter):
     def _deliver(self, packet: Any, opts: BroadcastOptions, offset: tuple | None) -> None:
         """The local part of a broadcast, and the restored sockets that are not connected yet."""
         if self._restoring and offset is not None:
-            self._keep_for_restoring(packet.data, opts, offset)
+            self._restoring.deliver(packet.data, opts, offset)
         InMemoryAdapter.broadcast(self, packet, opts)
 
     # -- receiving ---------------------------------------------------------------------------------
@@ -407,7 +390,7 @@ class RedisStreamsAdapter(ClusterAdapter):
             return
         packet = self._packet_from_wire(data.get("packet"))
         opts = BroadcastOptions.from_wire(data.get("opts"))
-        if not _loggable(packet, opts):
+        if not loggable(packet, opts):
             InMemoryAdapter.broadcast(self, packet, opts)
             return
         offset = entry_id.decode()
@@ -434,14 +417,6 @@ class RedisStreamsAdapter(ClusterAdapter):
             opts.timeout,
             opts.compress,
         )
-
-    def _keep_for_restoring(self, data: list, opts: BroadcastOptions, offset: tuple) -> None:
-        now = time.monotonic()
-        for sid, restoring in list(self._restoring.items()):
-            if now - restoring.at > RESTORING_TIMEOUT:
-                del self._restoring[sid]
-            elif offset > restoring.after and included_in(restoring.rooms, opts):
-                restoring.missed.append(data)
 
     # -- connection state recovery -----------------------------------------------------------------
 
@@ -480,7 +455,7 @@ class RedisStreamsAdapter(ClusterAdapter):
         last = await self._replay(offset, rooms, missed)
         sid = session["sid"]
         session["missed_packets"] = missed
-        self._restoring[sid] = _Restoring(rooms, last, missed)
+        self._restoring.add(sid, rooms, missed, last)
         self._replayed[sid] = last
         return session
 
@@ -516,20 +491,15 @@ class RedisStreamsAdapter(ClusterAdapter):
         except MALFORMED as exc:
             self._drop(entry_id, exc)
             return None
-        if "requestId" in data or not _loggable(packet, opts) or not included_in(rooms, opts):
+        if "requestId" in data or not loggable(packet, opts) or not included_in(rooms, opts):
             return None
         return packet.data
 
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
         # a restored socket joins its rooms when it connects: from then on the fan-out reaches it
         if self._restoring:
-            self._restoring.pop(sid, None)
+            self._restoring.connected(sid)
         InMemoryAdapter.add_all(self, sid, rooms)
-
-
-def _loggable(packet: Any, opts: BroadcastOptions) -> bool:
-    """Node's addOffsetIfNecessary: events without an ack, not volatile."""
-    return packet.type == _EVENT and packet.id is None and not opts.volatile
 
 
 RedisStreamsAdapterFactory.adapter_class = RedisStreamsAdapter
