@@ -34,16 +34,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .adapter import InMemoryAdapter
+from . import _impl
+from .adapter import BroadcastOptions, InMemoryAdapter
 from .cluster import MALFORMED, ClusterAdapter
+from .recovery import PacketLog, PendingRestores, SessionAwareAdapter, loggable, new_log
 
-__all__ = ["BusAdapter", "BusAdapterFactory", "Supervisor", "WorkerInfo", "run_workers"]
+__all__ = [
+    "BusAdapter",
+    "BusAdapterFactory",
+    "RecoverableBusAdapter",
+    "Supervisor",
+    "WorkerInfo",
+    "run_workers",
+]
 
 logger = logging.getLogger("fastsio.workers")
 
 #: a frame on the bus: 4-byte big-endian length, then the payload; its first byte says what it is
 _MESSAGE = b"M"  # a cluster message (pickled dict), relayed by the parent to every other worker
 _COUNT = b"C"  # from the parent: how many workers are on the bus now (4 bytes)
+# connection state recovery (only when the server has it on): the parent keeps the log
+_LOG = b"L"  # to the parent: a broadcast to log, pickled (nsp, opts, data)
+_LOGGED = b"O"  # from the parent, to every worker: <1-byte length><offset> + the L pickle
+_PERSIST = b"S"  # to the parent: a disconnected socket's session, pickled (nsp, session)
+_RESTORE = b"R"  # to the parent: pickled (request id, nsp, pid, offset)
+_RESTORED = b"A"  # from the parent, to the asker: pickled (request id, session or None)
 _HEADER = 4
 MAX_PENDING_BYTES = 64 * 1024 * 1024  # per bus connection, both ways: past it frames are dropped
 STOP_TIMEOUT = 10.0  # seconds a stopping worker gets before it is killed
@@ -147,6 +162,10 @@ class Supervisor:
         self.rolling: list[int] = []  # worker indexes still to restart (SIGHUP)
         self.fast_failures: dict[int, int] = {}
         self.dropped = 0
+        #: connection state recovery: the packet log and saved sessions of each namespace, kept
+        #: here so that a client is recovered on any worker (None when recovery is off)
+        self.recovery: dict | None = getattr(server, "connection_state_recovery", None)
+        self.logs: dict[str, PacketLog] = {}
         self._signals: list[int] = []
         self._wake_read: socket.socket | None = None
         self._wake_write: socket.socket | None = None
@@ -250,8 +269,8 @@ class Supervisor:
         info = WorkerInfo(index, self.count, self.runtime_dir)
         server = self.server
         server.worker = info
-        if server.adapter_class is InMemoryAdapter:
-            server.use_adapter(BusAdapterFactory(info.bus_path))
+        if server.adapter_class in (InMemoryAdapter, SessionAwareAdapter):
+            server.use_adapter(BusAdapterFactory(info.bus_path, server.connection_state_recovery))
         if self.reuse_port:
             assert self.listener is not None
             family = self.listener.family
@@ -414,11 +433,62 @@ class Supervisor:
             start = end
         if start:
             del inbox[:start]
-        if frames:
-            relayed = b"".join(frames)
-            for other in list(self.bus_connections.values()):
-                if other is not connection:
-                    self._send(other, relayed)
+        if not frames:
+            return
+        if self.recovery is not None:
+            self._route(connection, frames)
+            return
+        relayed = b"".join(frames)
+        for other in list(self.bus_connections.values()):
+            if other is not connection:
+                self._send(other, relayed)
+
+    def _route(self, connection: _BusConnection, frames: list) -> None:
+        """With recovery on: cluster messages are relayed as always; broadcasts to log, sessions
+        and restores are the parent's business. Every logged broadcast gets its offset here and
+        goes to every worker (its sender too, which serves its local sockets then), so all of
+        them see one order, and a restore answered here comes to the asker after every
+        broadcast the replay holds and before every later one."""
+        outgoing: dict = {worker: [] for worker in self.bus_connections.values()}
+        for data in frames:
+            kind = data[_HEADER : _HEADER + 1]
+            if kind == _MESSAGE:
+                for worker, out in outgoing.items():
+                    if worker is not connection:
+                        out.append(data)
+                continue
+            try:
+                self._recovery_frame(connection, kind, data[_HEADER + 1 :], outgoing)
+            except Exception:  # the parent must outlive any frame
+                logger.exception("bad recovery frame %r from a worker", kind)
+        for worker, out in outgoing.items():
+            if out:
+                self._send(worker, b"".join(out))
+
+    def _recovery_frame(
+        self, connection: _BusConnection, kind: bytes, body: bytes, outgoing: dict
+    ) -> None:
+        if kind == _LOG:
+            nsp, opts, data = pickle.loads(body)
+            offset = self._log_of(nsp).append(opts, data).encode()
+            logged = frame(_LOGGED + bytes((len(offset),)) + offset + body)
+            for out in outgoing.values():
+                out.append(logged)
+        elif kind == _PERSIST:
+            nsp, session = pickle.loads(body)
+            self._log_of(nsp).persist(session)
+        elif kind == _RESTORE:
+            request_id, nsp, pid, offset = pickle.loads(body)
+            log = self.logs.get(nsp)
+            session = log.restore(pid, offset) if log is not None else None
+            answer = pickle.dumps((request_id, session), pickle.HIGHEST_PROTOCOL)
+            outgoing[connection].append(frame(_RESTORED + answer))
+
+    def _log_of(self, nsp: str) -> PacketLog:
+        log = self.logs.get(nsp)
+        if log is None:
+            log = self.logs[nsp] = new_log(self.recovery)
+        return log
 
     def _send(self, connection: _BusConnection, data: bytes) -> None:
         if len(connection.outbox) > MAX_PENDING_BYTES:
@@ -499,8 +569,12 @@ class _BusProtocol(asyncio.Protocol):
 class BusAdapterFactory:
     """The adapter of each namespace of a worker; all share one connection to the parent."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, recovery: dict | None = None) -> None:
         self.path = path
+        self.recovery = recovery
+        #: restores asked of the parent: request id -> (future, adapter)
+        self.restores: dict[int, tuple[asyncio.Future, RecoverableBusAdapter]] = {}
+        self._next_request = 0
         self.transport: Any = None
         self.adapters: dict[str, BusAdapter] = {}
         self.count = 1
@@ -514,7 +588,13 @@ class BusAdapterFactory:
         self.dropped = 0
 
     def __call__(self, nsp: Any) -> BusAdapter:
+        if self.recovery is not None:
+            return RecoverableBusAdapter(nsp, self)
         return BusAdapter(nsp, self)
+
+    def next_request(self) -> int:
+        self._next_request += 1
+        return self._next_request
 
     async def acquire(self, adapter: BusAdapter) -> None:
         self._users += 1
@@ -534,8 +614,9 @@ class BusAdapterFactory:
             self.closed = True
             self.transport.close()
 
-    def send(self, payload: bytes) -> None:
-        """Queue a frame; the frames of one loop tick leave in one write."""
+    def send(self, payload: bytes) -> bool:
+        """Queue a frame; the frames of one loop tick leave in one write. False: dropped (the
+        bus is down or the parent reads too slowly)."""
         transport = self.transport
         if (
             transport is None
@@ -546,13 +627,14 @@ class BusAdapterFactory:
                 logger.warning(
                     "the workers' bus is down or slow: %d message(s) dropped so far", self.dropped
                 )
-            return
+            return False
         data = frame(payload)
         self._batch.append(data)
         self._batch_bytes += len(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
+        return True
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -575,6 +657,39 @@ class BusAdapterFactory:
                 logger.exception("error handling a message from another worker")
         elif kind == _COUNT:
             self.count = max(1, int.from_bytes(payload[1:5], "big"))
+        elif kind == _LOGGED:
+            self._on_logged(payload)
+        elif kind == _RESTORED:
+            self._on_restored(payload)
+
+    def _on_logged(self, payload: bytearray) -> None:
+        end = 2 + payload[1]
+        offset = payload[2:end].decode()
+        try:
+            nsp, opts, data = pickle.loads(payload[end:])
+        except Exception:  # logged, the bus goes on
+            logger.exception("an unreadable logged broadcast from the parent")
+            return
+        adapter = self.adapters.get(nsp)
+        if isinstance(adapter, RecoverableBusAdapter):
+            adapter.on_logged(offset, opts, data)
+
+    def _on_restored(self, payload: bytearray) -> None:
+        try:
+            request_id, session = pickle.loads(payload[1:])
+        except Exception:  # logged, the bus goes on
+            logger.exception("an unreadable session restore from the parent")
+            return
+        waiting = self.restores.pop(request_id, None)
+        if waiting is None:
+            return  # timed out meanwhile
+        future, adapter = waiting
+        if session is not None:
+            # from this frame on, what is logged is after the replay: kept for the socket
+            # until it joins its rooms (the awaiting task resumes a loop turn later)
+            adapter.restoring.add(session["sid"], set(session["rooms"]), session["missed_packets"])
+        if not future.done():
+            future.set_result(session)
 
     def bus_lost(self) -> None:
         self.transport = None
@@ -610,3 +725,65 @@ class BusAdapter(ClusterAdapter):
 
     async def server_count(self) -> int:
         return self.factory.count
+
+
+class RecoverableBusAdapter(BusAdapter):
+    """A worker's adapter with connection state recovery on: the log and the saved sessions are
+    the parent's (``Supervisor._route``), so a client that comes back on another worker is
+    recovered. A broadcast to log goes to the parent first and reaches the local sockets when
+    it comes back with its offset, as every worker's do: one order for all of them."""
+
+    def __init__(self, nsp: Any, factory: BusAdapterFactory) -> None:
+        super().__init__(nsp, factory)
+        self.restoring = PendingRestores()
+
+    def broadcast(self, packet: Any, opts: BroadcastOptions) -> None:
+        if opts.local or not loggable(packet, opts):
+            ClusterAdapter.broadcast(self, packet, opts)
+            return
+        body = pickle.dumps((self.nsp.name, opts, packet.data), pickle.HIGHEST_PROTOCOL)
+        if not self.factory.send(_LOG + body):
+            InMemoryAdapter.broadcast(self, packet, opts)  # no parent: served here, not logged
+
+    def on_logged(self, offset: str, opts: BroadcastOptions, data: list) -> None:
+        """A logged broadcast back from the parent with its offset (any worker's)."""
+        data.append(offset)
+        if self.restoring:
+            self.restoring.deliver(data, opts)
+        InMemoryAdapter.broadcast(self, _Packet(_EVENT, self.nsp.name, data), opts)
+
+    def persist_session(self, session: dict) -> None:
+        try:
+            body = pickle.dumps((self.nsp.name, session), pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            logger.warning("session of %s not saved: %s", session.get("sid"), exc)
+            return
+        self.factory.send(_PERSIST + body)
+
+    async def restore_session(self, pid: str, offset: str) -> dict | None:
+        """Asks the parent; None when it does not answer within ``requests_timeout``."""
+        factory = self.factory
+        request_id = factory.next_request()
+        future = asyncio.get_running_loop().create_future()
+        factory.restores[request_id] = (future, self)
+        body = pickle.dumps((request_id, self.nsp.name, pid, offset), pickle.HIGHEST_PROTOCOL)
+        if not factory.send(_RESTORE + body):
+            factory.restores.pop(request_id, None)
+            return None
+        try:
+            return await asyncio.wait_for(future, self.requests_timeout)
+        except asyncio.TimeoutError:
+            logger.warning("the parent did not answer a session restore in time")
+            return None
+        finally:
+            factory.restores.pop(request_id, None)
+
+    def add_all(self, sid: str, rooms: Any) -> None:
+        # a restored socket joins its rooms when it connects: from then on the fan-out reaches it
+        if self.restoring:
+            self.restoring.connected(sid)
+        InMemoryAdapter.add_all(self, sid, rooms)
+
+
+_EVENT = _impl.socketio.EVENT
+_Packet = _impl.socketio.Packet

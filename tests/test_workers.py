@@ -5,6 +5,7 @@ across workers; a killed worker restarted; SIGTERM and SIGHUP."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -44,15 +45,12 @@ async def until(predicate, what: str, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-async def workers(request):
-    """A ``fastsio run tests.workers_app:sio --workers N`` process (N = 2, or the test's
-    parameter): (process, url)."""
-    count = getattr(request, "param", 2)
+@contextlib.asynccontextmanager
+async def running_workers(app: str, count: int):
+    """``fastsio run <app> --workers <count>`` on a free port: (process, url)."""
     port = free_port()
     process = ServerProcess(
-        ["run", "tests.workers_app:sio", "--workers", str(count), "--port", str(port)],
-        cwd=TESTS_DIR.parent,
+        ["run", app, "--workers", str(count), "--port", str(port)], cwd=TESTS_DIR.parent
     )
     try:
         await asyncio.to_thread(process.wait_for, rf"running on .* with {count} worker")
@@ -60,6 +58,14 @@ async def workers(request):
         yield process, f"http://127.0.0.1:{port}"
     finally:
         await asyncio.to_thread(process.stop)
+
+
+@pytest.fixture
+async def workers(request):
+    """A ``fastsio run tests.workers_app:sio --workers N`` process (N = 2, or the test's
+    parameter): (process, url)."""
+    async with running_workers("tests.workers_app:sio", getattr(request, "param", 2)) as running:
+        yield running
 
 
 async def ask(client, name: str, event: str, *args):
