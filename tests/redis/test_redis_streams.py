@@ -24,6 +24,7 @@ from tests.redis.test_redis_faults import free_port, start_redis
 pytestmark = pytest.mark.interop
 
 BLOB = bytes(range(256))
+SLOW_RECONNECT = {"reconnectionDelay": 2000, "reconnectionDelayMax": 2000, "randomizationFactor": 0}
 
 
 async def wait_for(predicate, what: str, timeout: float = 5.0) -> None:
@@ -248,8 +249,7 @@ async def test_recovered_on_another_fastsio_server(fastsio_streams, node, transp
     try:
         # it comes back after the old server has seen it gone (a polling client that is cut
         # between two requests is only noticed at the ping timeout)
-        slow = {"reconnectionDelay": 2000, "reconnectionDelayMax": 2000, "randomizationFactor": 0}
-        client, sid = await client_on(node, proxy.url, "c", transports, **slow)
+        client, sid = await client_on(node, proxy.url, "c", transports, **SLOW_RECONNECT)
         assert (await client.emit_with_ack("c", "join", "room1"))["args"] == [True]
         a.to("room1").emit("news", 0)
         await client.expect("event", name="c", event="news")
@@ -286,8 +286,8 @@ async def test_recovered_across_node_and_fastsio(fastsio_streams, node_redis_ser
     await server_count(py, 2)
     proxy = await SwitchProxy(js.port).start()
     try:
-        # Node -> fastsio
-        client, sid = await client_on(node, proxy.url, "c")
+        # Node -> fastsio (it comes back after what is sent meanwhile)
+        client, sid = await client_on(node, proxy.url, "c", **SLOW_RECONNECT)
         await js.expect("connection", id=sid)
         assert (await client.emit_with_ack("c", "join", "room1"))["args"] == [True]
         await js.call("set_data", id=sid, data={"from": "node"})
