@@ -451,9 +451,20 @@ class RedisStreamsAdapter(ClusterAdapter):
         except (*MALFORMED, binascii.Error) as exc:
             logger.warning("%r: unreadable session %s dropped: %s", self, pid, exc)
             return None
-        missed: list = []
-        last = await self._replay(offset, rooms, missed)
         sid = session["sid"]
+        # what this server delivers while the replay runs (our own XADDs answered, the reader)
+        # is held from now on: the replay may end before some of it (its entries are matched
+        # by their offset, the event's last argument), and this coroutine only resumes a loop
+        # turn after the last XRANGE's reply, which other replies may follow
+        held: list = []
+        self._restoring.add(sid, rooms, held)
+        missed: list = []
+        try:
+            last = await self._replay(offset, rooms, missed)
+        except BaseException:
+            self._restoring.connected(sid)  # nothing more to hold for it
+            raise
+        missed += [data for data in held if offset_key(data[-1]) > last]
         session["missed_packets"] = missed
         self._restoring.add(sid, rooms, missed, last)
         self._replayed[sid] = last
