@@ -46,6 +46,11 @@ CLIENT_MISSING = (
 # A polling POST carries up to max_http_buffer_size bytes of payload plus framing.
 _BODY_SLACK = 100_000
 
+#: Seconds ``close()`` waits for polling clients to collect their close packet. A live client
+#: has a GET held (answered at once) or sends its next one within a round trip; a client that
+#: stopped polling would otherwise hold the close for its whole ping timeout.
+CLOSE_PACKET_WAIT = 1.0
+
 NamespaceName = Union[str, "re.Pattern[str]", Callable[[str, dict], Any]]
 
 
@@ -99,6 +104,13 @@ class Server:
     least ``threshold`` bytes (1024) when the client accepts it, Node's ``httpCompression``: on
     by default; False, or a dict (``threshold``, ``level``). ``compress(False)`` on a socket or
     an operator sends the next emit uncompressed.
+    ``cookie``: the answer to a polling handshake sets a cookie holding the session id, for a
+    cookie-based sticky load balancer (Node's ``cookie`` option): off by default as in Node;
+    True (``io=<sid>; Path=/; HttpOnly; SameSite=Lax``) or a dict (``name``, ``path``,
+    ``httponly``, ``samesite``, ``secure``, ``domain``, ``max_age``, ``expires``,
+    ``partitioned``, ``priority``). ``sio.engine`` is the Engine.IO server (Node's
+    ``io.engine``): ``on("connection_error" | "initial_headers" | "headers" | "connection")``,
+    ``generate_id``, ``clients_count``.
     """
 
     def __init__(
@@ -128,6 +140,7 @@ class Server:
         per_message_deflate: bool | dict = False,
         http_compression: bool | dict = True,
         root_path: str = "",
+        cookie: bool | dict = False,
     ) -> None:
         self.path = "/" + path.strip("/")
         self.cors_allowed_origins = cors_allowed_origins
@@ -176,6 +189,8 @@ class Server:
         #: compression of polling responses (None: off)
         self.per_message_deflate = deflate_options(per_message_deflate)
         self.http_compression = http_compression_options(http_compression)
+        #: the sid cookie of the polling handshake's answer (Node's ``cookie``), as given
+        self.cookie = cookie
         #: the packet parser (server-wide, as in Node) and its (type, nsp, data, id) encoder;
         #: Socket.IO v2 clients get its ``for_eio3()`` variant where it has one
         self.parser = resolve_parser(parser)
@@ -186,8 +201,13 @@ class Server:
             encoder_of(self._parser3) if self._parser3 is not self.parser else self.encode_packet
         )
 
-        #: the EngineServer and HttpServer, while started
-        self.engine: Any = None
+        from .engine import EngineServer
+
+        #: the Engine.IO server (Node's ``io.engine``): its hooks (``on("connection_error")``,
+        #: ``on("headers")``..., ``generate_id``) may be set before start(), which gives it the
+        #: options above; ``clients_count`` and ``sessions`` while running
+        self.engine: EngineServer = EngineServer(**self._engine_options())
+        #: the HttpServer, while started
         self.http: Any = None
         #: the port listened on (set by start(); useful with port 0)
         self.port: int | None = None
@@ -204,7 +224,8 @@ class Server:
         self._clients: set = set()
         self._listener: Any = None
         self._stopped: asyncio.Event | None = None
-        self._closing = False
+        # set while close() runs: a second close() waits for the same end
+        self._closing: asyncio.Future | None = None
         # every namespace's adapter, in creation order: initialised by start(), closed by close()
         self._adapters: list = []
         self._adapters_running = False
@@ -475,6 +496,25 @@ class Server:
             raise FileNotFoundError(f"serve_client: no such directory: {directory!r}")
         return directory
 
+    def _engine_options(self) -> dict:
+        # read at start(): an app may change the options in between (sio.allow_eio3 = True)
+        return {
+            "path": self.path,
+            "ping_interval": self.ping_interval,
+            "ping_timeout": self.ping_timeout,
+            "max_http_buffer_size": self.max_http_buffer_size,
+            "transports": self.transports,
+            "allow_upgrades": self.allow_upgrades,
+            "cors_allowed_origins": self.cors_allowed_origins,
+            "cors_credentials": self.cors_credentials,
+            "allow_request": self.allow_request,
+            "on_connection": self.handle_engine_session,
+            "allow_eio3": self.allow_eio3,
+            "per_message_deflate": self.per_message_deflate,
+            "http_compression": self.http_compression,
+            "cookie": self.cookie,
+        }
+
     # -- plain HTTP routes -----------------------------------------------------------------------
 
     def route(
@@ -515,27 +555,13 @@ class Server:
         the client bundle, the routes, the static files, then ``fallback`` or 404), not
         listening yet. ``start()`` listens with them; fastsio.ASGIApp routes ASGI requests
         through them."""
-        from .engine import EngineServer
         from .http import HttpServer, StaticFile, StaticFiles
         from .http.routes import Router
         from .http.server import not_found
 
         client_directory = self._client_directory()
-        engine = EngineServer(
-            path=self.path,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            max_http_buffer_size=self.max_http_buffer_size,
-            transports=self.transports,
-            allow_upgrades=self.allow_upgrades,
-            cors_allowed_origins=self.cors_allowed_origins,
-            cors_credentials=self.cors_credentials,
-            allow_request=self.allow_request,
-            on_connection=self.handle_engine_session,
-            allow_eio3=self.allow_eio3,
-            per_message_deflate=self.per_message_deflate,
-            http_compression=self.http_compression,
-        )
+        engine = self.engine
+        engine.configure(**self._engine_options())
         http = HttpServer(max_body_size=self.max_http_buffer_size + _BODY_SLACK)
         # the longest prefix wins, so the client files are found before the engine's path
         http.mount(self.path + "/", engine.handle_request)
@@ -609,7 +635,6 @@ class Server:
                 await bridge.shutdown()
             await self._close_adapters()
             raise
-        self.engine = engine
         self.http = http
         self._listener = listener
         self.port = listener.sockets[0].getsockname()[1]
@@ -623,10 +648,9 @@ class Server:
         an ASGI server)."""
         if self.http is not None:
             raise RuntimeError("the server is already started")
-        engine, http = self.build_http()
+        _engine, http = self.build_http()
         self._stopped = asyncio.Event()
         await self._start_adapters()
-        self.engine = engine
         self.http = http
         for service in tuple(self._services):
             service.start()
@@ -714,15 +738,41 @@ class Server:
         if self._stopped is not None:
             self._stopped.set()
 
-    async def close(self) -> None:
-        """Disconnect every socket ("server shutting down"), close the sessions and stop
-        listening; then wait up to ``shutdown_timeout`` seconds for the handlers still running,
-        cancel (and log) those that are not done, and close the adapters."""
+    def close(self, callback: Callable[[], Any] | None = None) -> Any:
+        """Close the server, as Node's ``io.close(cb)``; ``await sio.close()``, or
+        ``sio.close(callback)`` from sync code on the loop (``callback()`` is called when done;
+        the Task doing it is returned).
+
+        Every socket is disconnected ("server shutting down") and every client told: a WebSocket
+        gets its close frame, a polling client collects its close packet (new handshakes are
+        refused meanwhile; at most ``CLOSE_PACKET_WAIT`` seconds, or ``shutdown_timeout`` if
+        less).
+        Then every HTTP connection is closed and the port released; the handlers still running
+        get up to ``shutdown_timeout`` seconds to finish before they are cancelled (and logged);
+        the adapters close last. Returns when all of that is done; a second call made meanwhile
+        waits for the same end."""
+        if callback is None:
+            return self._close()
+        task = asyncio.ensure_future(self._close())
+        task.add_done_callback(lambda done: self._closed_callback(callback, done))
+        return task
+
+    def _closed_callback(self, callback: Callable[[], Any], task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.logger.error("closing the server failed", exc_info=task.exception())
+        try:
+            callback()
+        except Exception:
+            self.logger.exception("error in the close() callback")
+
+    async def _close(self) -> None:
         from . import _eager
 
-        if self._closing:
+        closing = self._closing
+        if closing is not None:
+            await asyncio.shield(closing)
             return
-        self._closing = True
+        closing = self._closing = asyncio.get_running_loop().create_future()
         try:
             for service in tuple(self._services):
                 service.stop()
@@ -730,10 +780,9 @@ class Server:
                 client._on_close("server shutting down")
                 client.session.close("server shutting down")
             self._clients.clear()
-            engine, http = self.engine, self.http
-            self.engine = self.http = self._listener = None
-            if engine is not None:
-                await engine.close()
+            http = self.http
+            self.http = self._listener = None
+            await self.engine.close(min(CLOSE_PACKET_WAIT, self.shutdown_timeout))
             if http is not None:
                 await http.close()
             if self._asgi_bridge is not None and http is not None:
@@ -743,7 +792,8 @@ class Server:
                 await asyncio.gather(*self._cleanup_tasks, return_exceptions=True)
             await self._close_adapters()
         finally:
-            self._closing = False
+            self._closing = None
+            closing.set_result(None)
             if self._stopped is not None:
                 self._stopped.set()
 

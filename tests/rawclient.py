@@ -35,6 +35,20 @@ async def http_request(
     timeout: float = TIMEOUT,
 ) -> tuple[int, dict[str, str], bytes]:
     """One request on its own connection; returns (status, headers with lower-case names, body)."""
+    status, header_list, payload = await http_exchange(port, method, target, body, headers, timeout)
+    return status, dict(header_list), payload
+
+
+async def http_exchange(
+    port: int,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    timeout: float = TIMEOUT,
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """``http_request``, with every response header in order (lower-case names), repeated
+    ones included."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
@@ -46,13 +60,20 @@ async def http_request(
     finally:
         writer.close()
     head, _, payload = raw.partition(b"\r\n\r\n")
+    status, header_list = parse_head(head)
+    return status, header_list, payload
+
+
+def parse_head(head: bytes) -> tuple[int, list[tuple[str, str]]]:
+    """A response head (status line and headers, without the blank line): the status and the
+    headers in order, names lower-cased."""
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     status = int(status_line.split()[1])
-    parsed = {}
+    parsed = []
     for line in header_lines:
         name, _, value = line.partition(":")
-        parsed[name.strip().lower()] = value.strip()
-    return status, parsed, payload
+        parsed.append((name.strip().lower(), value.strip()))
+    return status, parsed
 
 
 class WebSocketClient:
@@ -87,6 +108,11 @@ class WebSocketClient:
         writer.write(client.ws.send(request))
         await client._handshake()
         return client
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        """The headers of the server's 101, in order (lower-case names)."""
+        head = bytes(self.raw).partition(b"\r\n\r\n")[0]
+        return parse_head(head)[1]
 
     def frames(self) -> list[tuple[int, bytes]]:
         """The server frames received so far: (first byte, payload as sent, compressed or not)."""

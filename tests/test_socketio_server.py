@@ -49,7 +49,7 @@ async def open_websocket(sio, query=""):
 def test_options_are_kept():
     sio = fastsio.Server(path="/custom/", ping_interval=1, connect_timeout=3)
     assert sio.path == "/custom" and sio.ping_interval == 1 and sio.connect_timeout == 3
-    assert sio.port is None and sio.engine is None
+    assert sio.port is None and sio.http is None and sio.engine.clients_count == 0
     assert sio.of("/") is sio.main_namespace
     with pytest.raises(TypeError):
         sio.of(42)
@@ -112,7 +112,7 @@ async def test_close_disconnects_clients(started):
     await ws.recv()
     await sio.close()
     assert reasons == ["server shutting down"]
-    assert sio.engine is None and sio.http is None
+    assert sio.http is None and sio.engine.clients_count == 0
     await ws.close()
 
 

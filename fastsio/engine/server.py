@@ -35,6 +35,7 @@ from .constants import (
     TRANSPORT_UNKNOWN,
     UNSUPPORTED_PROTOCOL_VERSION,
 )
+from .hooks import CUSTOM_ID, ENGINE_EVENTS, EngineError, SidCookie, add_headers, sid_cookie
 from .ids import id_source, owner_of, owner_prefix
 from .session import MAX_BUFFERED_BYTES, EngineSession
 from .session3 import EngineSession3
@@ -59,7 +60,31 @@ class EngineServer:
     """Engine.IO v4 server. Mount ``handle_request`` in an HttpServer at ``path + "/"``, or call
     ``await serve(host, port)`` to run it on its own."""
 
-    def __init__(
+    def __init__(self, **options: Any) -> None:
+        """``options``: those of :meth:`configure`."""
+        self.sessions: dict[str, EngineSession] = {}
+        self._http: Any = None
+        # handshakes waiting for an async allow_request or generate_id (cancelled by close())
+        self._handshake_tasks: set = set()
+        #: several worker processes (see use_workers): this one's index, their number, and what
+        #: hands another worker's requests over (None in a single process)
+        self.worker_index = 0
+        self.worker_count = 1
+        self.handover: Any = None
+        self._new_sid: Callable[[], str] = id_source()
+        #: put in front of a custom id (``generate_id``): the owner's prefix with several workers
+        self._id_prefix = ""
+        #: ``generate_id(request) -> str`` (or an awaitable str): custom session ids, as Node's
+        #: ``engine.generateId``; None: random ids (see ``ids.py``)
+        self.generate_id: Callable[[Any], Any] | None = None
+        self._listeners: dict[str, list] = {event: [] for event in ENGINE_EVENTS}
+        # True when a response may get headers of the app's (the cookie, the header hooks):
+        # the one flag the common response reads
+        self._extra_headers = False
+        self._closing = False
+        self.configure(**options)
+
+    def configure(
         self,
         *,
         path: str = "/engine.io",
@@ -76,7 +101,10 @@ class EngineServer:
         max_buffered_bytes: int = MAX_BUFFERED_BYTES,
         per_message_deflate: Any = False,
         http_compression: Any = True,
+        cookie: Any = False,
     ) -> None:
+        """Set every option (those not given to their defaults). ``Server.start()`` calls it with
+        the Server's options; the hooks (``on``, ``generate_id``) and the sessions stay."""
         transports = tuple(transports)
         for name in transports:
             if name not in KNOWN_TRANSPORTS:
@@ -103,19 +131,64 @@ class EngineServer:
         #: (None: off); see fastsio.protocol.deflate and fastsio.http.compression
         self.per_message_deflate = deflate_options(per_message_deflate)
         self.http_compression = http_compression_options(http_compression)
+        #: the sid cookie of the handshake's answer (Node's ``cookie`` option), or None
+        self.cookie: SidCookie | None = sid_cookie(cookie)
         self.on_connection = on_connection or _ignore_connection
-        self.sessions: dict[str, EngineSession] = {}
-        self._http: Any = None
-        # handshakes waiting for an async allow_request (cancelled by close())
-        self._handshake_tasks: set = set()
-        #: several worker processes (see use_workers): this one's index, their number, and what
-        #: hands another worker's requests over (None in a single process)
-        self.worker_index = 0
-        self.worker_count = 1
-        self.handover: Any = None
-        self._new_sid: Callable[[], str] = id_source()
         upgrades = ["websocket"] if allow_upgrades and "websocket" in transports else []
         self._upgrades_for_polling = upgrades
+        self._update_header_flag()
+
+    # -- hooks (Node's io.engine events) ----------------------------------------------------------
+
+    def on(self, event: str, listener: Callable | None = None) -> Any:
+        """Call ``listener`` on ``event`` (decorator or call), as Node's ``io.engine.on``:
+
+        - ``"connection_error"``: ``listener(error)`` for every refused request, an
+          :class:`EngineError` (``request``, ``code``, ``message``, ``context``);
+        - ``"initial_headers"``: ``listener(headers, request)`` before the answer to a handshake
+          (no sid yet): add response headers to the dict ``headers`` (a value may be a list for
+          a header sent several times, e.g. ``Set-Cookie``);
+        - ``"headers"``: the same for every answer: the handshake, every polling GET and POST,
+          the WebSocket's 101 (the handshake's and the upgrade's);
+        - ``"connection"``: ``listener(session)`` for every new Engine.IO session.
+
+        Error answers (400/403 with the protocol's JSON) get no extra headers, as in Node."""
+        if event not in self._listeners:
+            raise ValueError(f"unknown engine event {event!r}; one of {', '.join(ENGINE_EVENTS)}")
+        if listener is None:
+            return lambda function: self.on(event, function)
+        self._listeners[event].append(listener)
+        self._update_header_flag()
+        return listener
+
+    def off(self, event: str, listener: Callable | None = None) -> None:
+        """Remove ``listener`` from ``event`` (every listener of it when None)."""
+        listeners = self._listeners.get(event)
+        if listeners is None:
+            raise ValueError(f"unknown engine event {event!r}; one of {', '.join(ENGINE_EVENTS)}")
+        if listener is None:
+            listeners.clear()
+        elif listener in listeners:
+            listeners.remove(listener)
+        self._update_header_flag()
+
+    def _emit(self, event: str, *args: Any) -> None:
+        for listener in tuple(self._listeners[event]):
+            try:
+                listener(*args)
+            except Exception:
+                logger.exception("error in engine %r listener", event)
+
+    def _update_header_flag(self) -> None:
+        listeners = self._listeners
+        self._extra_headers = bool(
+            self.cookie is not None or listeners["initial_headers"] or listeners["headers"]
+        )
+
+    @property
+    def clients_count(self) -> int:
+        """The number of open Engine.IO sessions (Node's ``engine.clientsCount``)."""
+        return len(self.sessions)
 
     # -- HTTP entry point ---------------------------------------------------------------------
 
@@ -126,7 +199,7 @@ class EngineServer:
             and self.cors_allowed_origins is not None
             and not origin_allowed(origin, self.cors_allowed_origins)
         ):
-            self.respond_error(request, 403, FORBIDDEN)
+            self._refuse(request, 403, FORBIDDEN, {"name": "ORIGIN_NOT_ALLOWED", "origin": origin})
             return
         if request.method == "OPTIONS":
             headers = preflight_headers(request, self.cors_allowed_origins, self.cors_credentials)
@@ -135,7 +208,7 @@ class EngineServer:
         query = request.query
         transport = query.get("transport")
         if transport not in self.transports:
-            self.respond_error(request, 400, TRANSPORT_UNKNOWN)
+            self._refuse(request, 400, TRANSPORT_UNKNOWN, {"transport": transport})
             return
         eio = query.get("EIO")
         if eio == "4":
@@ -146,10 +219,10 @@ class EngineServer:
                 # JSONP polling (socket.io-client 2.x where XMLHttpRequest is missing, or with
                 # forceJSONP) is not implemented: say so instead of answering in a format the
                 # client cannot read
-                self.respond_error(request, 400, TRANSPORT_UNKNOWN)
+                self._refuse(request, 400, TRANSPORT_UNKNOWN, {"transport": "jsonp"})
                 return
         else:
-            self.respond_error(request, 400, UNSUPPORTED_PROTOCOL_VERSION)
+            self._refuse(request, 400, UNSUPPORTED_PROTOCOL_VERSION, {"protocol": eio})
             return
         # The order of the checks is Node's: an unknown sid is reported before a websocket
         # request that does not upgrade.
@@ -159,25 +232,47 @@ class EngineServer:
             # Not here: another worker's session is handed over to it (the only place that pays
             # for several workers; a request on its owner never gets here)
             if self.handover is None or not self._hand_over(request, sid):
-                self.respond_error(request, 400, SESSION_ID_UNKNOWN)
+                self._refuse(request, 400, SESSION_ID_UNKNOWN, {"sid": sid})
         elif transport == "websocket" and not request.is_websocket:
-            self.respond_error(request, 400, BAD_REQUEST)
+            if session is None:
+                self._refuse(request, 400, BAD_REQUEST, {"name": "TRANSPORT_HANDSHAKE_ERROR"})
+            else:
+                self._transport_mismatch(request, transport, session)
         elif session is None:
             self._handshake_request(request, transport, protocol)
         elif session.protocol != protocol:
             # a request of another protocol revision than the handshake's (Node: PROTOCOL_MISMATCH)
-            self.respond_error(request, 400, BAD_REQUEST)
+            self._refuse(request, 400, BAD_REQUEST, {"name": "PROTOCOL_MISMATCH"})
         elif transport == "websocket":
             if not (self.allow_upgrades and session.start_upgrade(request)):
+                # as Node: an upgrade already under way or done closes this one (no event)
                 self.respond_error(request, 400, BAD_REQUEST)
         elif session.transport_name != "polling":
-            self.respond_error(request, 400, BAD_REQUEST)
+            self._transport_mismatch(request, transport, session)
         elif request.method == "GET":
             session.handle_poll(request)
         elif request.method == "POST":
             session.handle_post(request)
         else:
             self.respond_error(request, 400, BAD_REQUEST)
+
+    def _refuse(
+        self, request: Any, status: int, code: int, context: dict, message: str | None = None
+    ) -> None:
+        """Answer a refused request with the spec's JSON error, after telling the
+        ``connection_error`` listeners (Node's engine emits it for the same refusals)."""
+        if self._listeners["connection_error"]:
+            error = EngineError(request, code, ERROR_MESSAGES[code], context)
+            self._emit("connection_error", error)
+        self.respond_error(request, status, code, message)
+
+    def _transport_mismatch(self, request: Any, transport: str, session: Any) -> None:
+        context = {
+            "name": "TRANSPORT_MISMATCH",
+            "transport": transport,
+            "previousTransport": session.transport_name,
+        }
+        self._refuse(request, 400, BAD_REQUEST, context)
 
     # -- several workers ----------------------------------------------------------------------
 
@@ -189,7 +284,8 @@ class EngineServer:
         Call it before the server accepts connections."""
         self.worker_index = index
         self.worker_count = count
-        self._new_sid = id_source(owner_prefix(index, count))
+        self._id_prefix = owner_prefix(index, count)
+        self._new_sid = id_source(self._id_prefix)
         self.handover = handover if count > 1 else None
 
     def sid_owner(self, sid: str) -> int | None:
@@ -206,45 +302,100 @@ class EngineServer:
 
     def _handshake_request(self, request: Any, transport: str, protocol: int = 4) -> None:
         if request.method != "GET":
-            self.respond_error(request, 400, BAD_HANDSHAKE_METHOD)
+            self._refuse(request, 400, BAD_HANDSHAKE_METHOD, {"method": request.method})
             return
         if self.allow_request is None:
-            self._open_session(request, transport, protocol)
+            self._new_session(request, transport, protocol)
             return
         try:
             verdict = self.allow_request(request)
-        except Exception:
+        except Exception as exc:
             logger.exception("allow_request raised; refusing the connection")
-            verdict = False
+            self._refuse(request, 403, FORBIDDEN, {"error": exc})
+            return
         if inspect.isawaitable(verdict):
-            task = asyncio.ensure_future(
-                self._handshake_after(verdict, request, transport, protocol)
-            )
-            self._handshake_tasks.add(task)
-            task.add_done_callback(self._handshake_tasks.discard)
+            self._run_handshake(self._handshake_after(verdict, request, transport, protocol))
         elif verdict:
-            self._open_session(request, transport, protocol)
+            self._new_session(request, transport, protocol)
         else:
-            self.respond_error(request, 403, FORBIDDEN)
+            self._refuse(request, 403, FORBIDDEN, {})
+
+    def _run_handshake(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._handshake_tasks.add(task)
+        task.add_done_callback(self._handshake_tasks.discard)
 
     async def _handshake_after(
         self, verdict: Any, request: Any, transport: str, protocol: int
     ) -> None:
         try:
             allowed = await verdict
-        except Exception:
+        except Exception as exc:
             logger.exception("allow_request raised; refusing the connection")
-            allowed = False
+            if not request.closed:
+                self._refuse(request, 403, FORBIDDEN, {"error": exc})
+            return
         if request.closed:
             return
         if allowed:
-            self._open_session(request, transport, protocol)
+            self._new_session(request, transport, protocol)
         else:
-            self.respond_error(request, 403, FORBIDDEN)
+            self._refuse(request, 403, FORBIDDEN, {})
 
-    def _open_session(self, request: Any, transport: str, protocol: int = 4) -> None:
+    def _new_session(self, request: Any, transport: str, protocol: int) -> None:
+        """Open a session with a new sid: ours, or ``generate_id``'s (maybe awaited)."""
+        generate = self.generate_id
+        if generate is None:
+            self._open_session(request, transport, protocol, self._new_sid())
+            return
+        try:
+            sid = generate(request)
+        except Exception as exc:
+            logger.exception("generate_id raised; refusing the connection")
+            self._id_refused(request, exc)
+            return
+        if inspect.isawaitable(sid):
+            self._run_handshake(self._open_after_id(sid, request, transport, protocol))
+        else:
+            self._open_with_id(request, transport, protocol, sid)
+
+    async def _open_after_id(self, sid: Any, request: Any, transport: str, protocol: int) -> None:
+        try:
+            sid = await sid
+        except Exception as exc:
+            logger.exception("generate_id raised; refusing the connection")
+            if not request.closed:
+                self._id_refused(request, exc)
+            return
+        if not request.closed:
+            self._open_with_id(request, transport, protocol, sid)
+
+    def _open_with_id(self, request: Any, transport: str, protocol: int, custom: Any) -> None:
+        if type(custom) is not str or not CUSTOM_ID.fullmatch(custom):
+            problem = ValueError(
+                f"generate_id returned {custom!r}: a session id is a str of 1 to 128 characters "
+                "among A-Z a-z 0-9 - _ . ~"
+            )
+            logger.error("refusing the connection: %s", problem)
+            self._id_refused(request, problem)
+            return
+        sid = self._id_prefix + custom
+        if sid in self.sessions:
+            problem = ValueError(f"generate_id returned {custom!r}: a session has that id")
+            logger.error("refusing the connection: %s", problem)
+            self._id_refused(request, problem)
+            return
+        self._open_session(request, transport, protocol, sid)
+
+    def _id_refused(self, request: Any, exc: BaseException) -> None:
+        self._refuse(request, 400, BAD_REQUEST, {"name": "ID_GENERATION_ERROR", "error": exc})
+
+    def _open_session(self, request: Any, transport: str, protocol: int, sid: str) -> None:
+        if self._closing:
+            # close() is waiting for its sessions to end: no new ones meanwhile
+            self._refuse(request, 503, BAD_REQUEST, {"name": "SERVER_SHUTTING_DOWN"})
+            return
         loop = request.loop
-        sid = self._new_sid()
         session_class = EngineSession if protocol == 4 else EngineSession3
         session = session_class(self, sid, request, loop)
         self.sessions[sid] = session
@@ -263,19 +414,39 @@ class EngineServer:
         except Exception:
             logger.exception("error in connection handler")
             session.close("server error")
+            return
+        if self._listeners["connection"]:
+            self._emit("connection", session)
 
     # -- for sessions and transports ------------------------------------------------------------
 
     def accept_websocket(self, request: Any, listener: Any) -> Any:
         """Answer a WebSocket handshake; ``listener`` gets the connection's messages."""
+        headers: list = []
+        if self._extra_headers:
+            # Node's "headers"/"initial_headers" reach the 101 too; the sid cookie does not (a
+            # WebSocket is one connection: nothing to pin)
+            self._add_hooked_headers(request, headers, None)
         if self.per_message_deflate is not None:
             return accept_compressed_websocket(
-                request, listener, self.per_message_deflate, self.max_http_buffer_size
+                request, listener, self.per_message_deflate, self.max_http_buffer_size, headers
             )
-        return request.accept_websocket(listener, max_message_size=self.max_http_buffer_size)
+        return request.accept_websocket(
+            listener, headers, max_message_size=self.max_http_buffer_size
+        )
 
-    def response_headers(self, request: Any, content_type: str) -> list[tuple[str, str]]:
-        """The headers of an answer to ``request``: its content type, and CORS when enabled."""
+    def response_headers(
+        self, request: Any, content_type: str, sid: str | None = None
+    ) -> list[tuple[str, str]]:
+        """The headers of a session's answer to ``request`` (``sid``: the session's): its
+        content type, CORS when enabled, and the app's (the sid cookie on the handshake's
+        answer, the ``initial_headers`` / ``headers`` listeners)."""
+        headers = self._base_headers(request, content_type)
+        if self._extra_headers and sid is not None:
+            self._add_hooked_headers(request, headers, sid)
+        return headers
+
+    def _base_headers(self, request: Any, content_type: str) -> list[tuple[str, str]]:
         if self.cors_allowed_origins is None:
             return [("Content-Type", content_type)]
         cors = cors_headers(
@@ -283,12 +454,23 @@ class EngineServer:
         )
         return [("Content-Type", content_type), *cors]
 
+    def _add_hooked_headers(self, request: Any, headers: list, sid: str | None) -> None:
+        extra: dict = {}
+        if "sid" not in request.query:  # the handshake (Node: "isInitialRequest")
+            if self.cookie is not None and sid is not None:
+                extra["Set-Cookie"] = [self.cookie.header(sid)]
+            if self._listeners["initial_headers"]:
+                self._emit("initial_headers", extra, request)
+        if self._listeners["headers"]:
+            self._emit("headers", extra, request)
+        add_headers(headers, extra)
+
     def respond_error(
         self, request: Any, status: int, code: int, message: str | None = None
     ) -> None:
         """Answer with the spec's JSON error (``code`` from ``constants``)."""
         body = orjson.dumps({"code": code, "message": message or ERROR_MESSAGES[code]})
-        request.respond(status, self.response_headers(request, APPLICATION_JSON), body)
+        request.respond(status, self._base_headers(request, APPLICATION_JSON), body)
 
     def remove_session(self, session: EngineSession) -> None:
         """Forget a session that ended: a request with its sid is "Session ID unknown" now."""
@@ -313,18 +495,28 @@ class EngineServer:
         self.attach(self._http)
         return await self._http.start(host, port)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 0.0) -> None:
         """Close every session ("server shutting down") and, if it runs its own, the HTTP server.
-        Handshakes still waiting for ``allow_request`` are cancelled (their connections close)."""
-        for session in list(self.sessions.values()):
-            session.close("server shutting down")
+        ``timeout``: wait up to that many seconds for the sessions to end first, so that every
+        polling client collects its close packet (meanwhile new handshakes are refused with
+        503). Handshakes still waiting for ``allow_request`` or ``generate_id`` are cancelled
+        (their connections close)."""
+        self._closing = True
+        try:
+            for session in list(self.sessions.values()):
+                session.close("server shutting down")
+            if timeout > 0 and self.sessions:
+                await self._sessions_ended(timeout)
+        finally:
+            self._closing = False
         self.sessions.clear()
         pending = list(self._handshake_tasks)
         for task in pending:
             task.cancel()
         if pending:
             logger.debug(
-                "closing: %d handshake(s) waiting for allow_request cancelled", len(pending)
+                "closing: %d handshake(s) waiting for allow_request or generate_id cancelled",
+                len(pending),
             )
             await asyncio.wait(pending, timeout=1.0)
         handover = self.handover
@@ -334,3 +526,15 @@ class EngineServer:
         if self._http is not None:
             await self._http.close()
             self._http = None
+
+    async def _sessions_ended(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.sessions and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        if self.sessions:
+            logger.info(
+                "closing: %d session(s) did not collect their close packet within %gs",
+                len(self.sessions),
+                timeout,
+            )

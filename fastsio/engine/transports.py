@@ -135,7 +135,7 @@ class PollingTransport:
     ) -> None:
         """Answer a GET with a payload's bytes, HTTP-compressed as the server's option says."""
         server = self.server
-        headers = server.response_headers(request, content_type)
+        headers = server.response_headers(request, content_type, self.session.sid)
         http_compression = server.http_compression
         if http_compression is not None and compress:
             body = http_compression.encode(request, headers, body)
@@ -188,10 +188,12 @@ class PollingTransport:
             server.respond_error(request, 400, BAD_REQUEST)
             session.abort("parse error")
             return
-        request.respond(200, server.response_headers(request, TEXT_HTML), b"ok")
+        request.respond(200, server.response_headers(request, TEXT_HTML, session.sid), b"ok")
         for packet_type, data in packets:
             if session.closed:
-                return
+                if packet_type == CLOSE:
+                    self._finish_close()  # closed from our side, and the client knows it now
+                continue
             if packet_type == MESSAGE:
                 session.deliver(data)
             elif packet_type == CLOSE:

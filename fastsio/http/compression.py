@@ -1,7 +1,7 @@
 """Compression at the HTTP layer: permessage-deflate in the WebSocket handshake, and gzip /
 deflate for HTTP responses (the long-polling payloads), as Node's engine.io does.
 
-- ``accept_websocket(request, listener, settings, max_message_size)``: answers the handshake
+- ``accept_websocket(request, listener, settings, max_message_size, headers)``: answers the handshake
   with the extension agreed from the client's ``Sec-WebSocket-Extensions`` offers (none when
   ``settings`` is None or nothing acceptable was offered) and switches the connection to it.
 - :class:`HttpCompression` (``Server(http_compression=...)``): ``encode(request, headers, body)``
@@ -21,18 +21,23 @@ __all__ = ["HttpCompression", "accept_websocket", "http_compression_options", "p
 
 
 def accept_websocket(
-    request: Any, listener: Any, settings: PerMessageDeflate | None, max_message_size: int
+    request: Any,
+    listener: Any,
+    settings: PerMessageDeflate | None,
+    max_message_size: int,
+    headers: list | tuple = (),
 ) -> Any:
-    """``request.accept_websocket(listener, ...)``, with permessage-deflate when ``settings``
-    allow it and the client offered it (the 101 then carries ``Sec-WebSocket-Extensions``)."""
+    """``request.accept_websocket(listener, headers, ...)``, with permessage-deflate when
+    ``settings`` allow it and the client offered it (the 101 then carries
+    ``Sec-WebSocket-Extensions``)."""
     agreement = None
     if settings is not None:
         agreement = settings.negotiate(request.headers.get("sec-websocket-extensions"))
     if agreement is None:
-        return request.accept_websocket(listener, max_message_size=max_message_size)
+        return request.accept_websocket(listener, headers, max_message_size=max_message_size)
     conn = request.accept_websocket(
         listener,
-        [("Sec-WebSocket-Extensions", agreement.response)],
+        [*headers, ("Sec-WebSocket-Extensions", agreement.response)],
         max_message_size=max_message_size,
     )
     # before any frame is read: the bytes that came with the handshake are fed on a later turn
