@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .constants import MESSAGE_PREFIX, NOOP, PING_PACKET, PONG
 from .transports import PollingTransport, UpgradeProbe, WebSocketTransport
@@ -36,6 +36,33 @@ WRITABLE_LIMIT = 1 << 20
 #: (``max_http_buffer_size``), so one large message does not trip it, and 100 stalled clients
 #: hold at most ~400 MB.
 MAX_BUFFERED_BYTES = 4 << 20
+
+
+#: the events of ``EngineSession.on``
+SESSION_EVENTS = ("packet", "upgrading", "upgrade", "close")
+#: Engine.IO packet types by number, as Node names them
+PACKET_NAMES = ("open", "close", "ping", "pong", "message", "upgrade", "noop")
+
+
+class EnginePacket(NamedTuple):
+    """A packet from the client, as the ``"packet"`` listeners get it (Node's ``{type, data}``)."""
+
+    type: str
+    data: Any
+
+
+class _PacketTap:
+    """``on_message`` of a session with "packet" listeners: tells them, then the layer above."""
+
+    __slots__ = ("inner", "session")
+
+    def __init__(self, session: EngineSession, inner: Callable[[str | bytes], None]) -> None:
+        self.session = session
+        self.inner = inner
+
+    def __call__(self, data: str | bytes) -> None:
+        self.session._emit("packet", EnginePacket("message", data))
+        self.inner(data)
 
 
 def _ignore_message(data: str | bytes) -> None:
@@ -63,6 +90,7 @@ class EngineSession:
 
     __slots__ = (
         "__weakref__",
+        "_listeners",
         "_ping_handle",
         "_polling",
         "_pong_handle",
@@ -79,6 +107,7 @@ class EngineSession:
         "sid",
         "transport",
         "transport_name",
+        "upgraded",
     )
 
     def __init__(self, server: EngineServer, sid: str, request: Request, loop: Any) -> None:
@@ -104,6 +133,10 @@ class EngineSession:
         self._probe: UpgradeProbe | None = None
         self._ping_handle: Any = None
         self._pong_handle: Any = None
+        #: True once the session moved from polling to a WebSocket (Node's ``upgraded``)
+        self.upgraded = False
+        # the app's listeners (``on``), by event; None until there is one
+        self._listeners: dict | None = None
 
     def open(self, transport: str, open_packet: str) -> None:
         """Answer the handshake request with the open packet, on ``transport`` ("polling" or
@@ -118,6 +151,70 @@ class EngineSession:
             self.transport = polling
             polling.respond(self.request, [open_packet])
         self.start_heartbeat()
+
+    # -- for the app (Node's socket.conn) -------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The session id (``sid``), as Node's ``conn.id``."""
+        return self.sid
+
+    @property
+    def upgrading(self) -> bool:
+        """True while a WebSocket upgrade is being probed."""
+        return self._probe is not None
+
+    @property
+    def remote_address(self) -> str:
+        """The client's address, from the handshake request."""
+        client = getattr(self.request, "client", None)
+        return client[0] if client else ""
+
+    def on(self, event: str, listener: Callable | None = None) -> Any:
+        """Call ``listener`` on ``event`` (decorator or call), as Node's ``socket.conn.on``:
+        ``"packet"``: ``listener(packet)`` for every packet from the client (an
+        :class:`EnginePacket`: ``type`` "message", "ping", "pong", "noop"..., ``data``);
+        ``"upgrading"`` / ``"upgrade"``: ``listener(transport)`` when the client probes the
+        WebSocket / has moved to it; ``"close"``: ``listener(reason)`` when the session ends.
+        A session with no "packet" listener pays nothing per message."""
+        if event not in SESSION_EVENTS:
+            raise ValueError(f"unknown session event {event!r}; one of {', '.join(SESSION_EVENTS)}")
+        if listener is None:
+            return lambda function: self.on(event, function)
+        listeners = self._listeners
+        if listeners is None:
+            listeners = self._listeners = {}
+        if event == "packet" and "packet" not in listeners:
+            # messages reach the layer above through on_message, inlined on the WebSocket's
+            # hot path: a session that is watched gets a wrapper there, the others nothing
+            self.on_message = _PacketTap(self, self.on_message)
+        listeners.setdefault(event, []).append(listener)
+        return listener
+
+    def off(self, event: str, listener: Callable | None = None) -> None:
+        """Remove ``listener`` from ``event`` (every listener of it when None)."""
+        listeners = (self._listeners or {}).get(event)
+        if not listeners:
+            return
+        if listener is None:
+            listeners.clear()
+        elif listener in listeners:
+            listeners.remove(listener)
+
+    def _emit(self, event: str, *args: Any) -> None:
+        listeners = self._listeners
+        if listeners is None:
+            return
+        for listener in tuple(listeners.get(event, ())):
+            try:
+                listener(*args)
+            except Exception:
+                logger.exception("session %s: error in %r listener", self.sid, event)
+
+    def _control_seen(self, packet_type: int, data: Any) -> None:
+        # a control packet from the client, for the "packet" listeners (not a hot path)
+        if self._listeners is not None:
+            self._emit("packet", EnginePacket(PACKET_NAMES[packet_type], data))
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -210,6 +307,7 @@ class EngineSession:
 
     def receive_control(self, packet_type: int, data: Any) -> None:
         """A packet from the client other than a message or a close."""
+        self._control_seen(packet_type, data)
         if packet_type == PONG:
             self._on_pong()
         elif packet_type != NOOP:
@@ -220,6 +318,7 @@ class EngineSession:
         """The client got its probe answer and pauses polling: free its GET."""
         if self._probe is probe:
             self._polling.pause()
+            self._emit("upgrading", probe)
 
     def upgrade(self, probe: UpgradeProbe) -> None:
         """The client completed the upgrade: the probe's WebSocket carries the session now."""
@@ -230,9 +329,11 @@ class EngineSession:
         self._polling = None
         websocket = self.websocket_class(self, probe.request, probe.conn)
         self._use_websocket(websocket)
+        self.upgraded = True
         # What was queued for polling leaves over the WebSocket, in order.
         for packet in queued:
             websocket.send(packet)
+        self._emit("upgrade", websocket)
 
     def upgrade_failed(self, probe: UpgradeProbe) -> None:
         if self._probe is probe:
@@ -310,3 +411,5 @@ class EngineSession:
             self.on_close(reason)
         except Exception:
             logger.exception("session %s: error in close handler", self.sid)
+        if self._listeners is not None:
+            self._emit("close", reason)

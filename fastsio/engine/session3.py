@@ -161,6 +161,7 @@ class EngineSession3(EngineSession):
     # -- packets from the client --------------------------------------------------------------------
 
     def receive_control(self, packet_type: int, data: Any) -> None:
+        self._control_seen(packet_type, data)
         if packet_type == PING:
             self._on_ping(data)
         elif packet_type != NOOP:

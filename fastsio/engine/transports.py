@@ -375,6 +375,9 @@ class UpgradeProbe:
     ``upgrade_failed(probe)``.
     """
 
+    #: the transport being probed (Node's "upgrading" event gets it)
+    name = "websocket"
+
     __slots__ = ("conn", "probed", "request", "session", "timer")
 
     def __init__(self, session: EngineSession, request: Request) -> None:
