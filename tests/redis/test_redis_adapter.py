@@ -221,6 +221,28 @@ async def test_sockets_join_leave_disconnect_both_ways(mixed):
     await pc.expect("disconnect", name="p")
 
 
+async def test_disconnect_sockets_close_closes_the_connections_both_ways(mixed):
+    """``disconnect_sockets(close=True)`` from Node closes the Engine.IO session on fastsio, and
+    from fastsio the session on Node: the clients see their connection close, not just a
+    namespace disconnect (they would stay connected at the engine level then)."""
+    sio, js, pc, _py_id, nc, _node_id = mixed
+    assert sio.engine.clients_count == 1
+    await js.call("disconnect_sockets", close=True)
+    await pc.expect("disconnect", name="p")
+    await pc.expect("engine_close", name="p")
+    await wait_for(lambda: sio.engine.clients_count == 0, "the fastsio session closed")
+    await nc.expect("disconnect", name="n")  # Node's own client too
+    await nc.expect("engine_close", name="n")
+    # and from fastsio, once both are back ("io server disconnect": they wait to be told)
+    for client, name in ((pc, "p"), (nc, "n")):
+        await client.call("connect_again", name=name)
+        await client.expect("connect", name=name)
+    await js.expect("connection")
+    sio.disconnect_sockets(close=True)
+    await nc.expect("engine_close", name="n")
+    await pc.expect("engine_close", name="p")
+
+
 async def test_server_side_events_both_ways(mixed):
     sio, js, *_ = mixed
     got = []
