@@ -18,28 +18,23 @@ from fastsio.engine.constants import ERROR_MESSAGES
 from fastsio.engine.hooks import SidCookie, sid_cookie
 from fastsio.engine.ids import owner_of
 from tests.rawclient import WebSocketClient, http_exchange
-from tests.test_engine import EchoApp, until
+from tests.test_engine import engine_factory, until  # noqa: F401 (a fixture)
 
 POLLING = "/engine.io/?EIO=4&transport=polling"
 
 
 @pytest.fixture
-async def engine_factory():
-    started = []
+def hooked_engine(engine_factory):  # noqa: F811 (the imported fixture)
+    """``await hooked_engine(setup, **options)``: test_engine's engine, ``setup(engine)`` run
+    before any request (the hooks are set there)."""
 
     async def make(setup=None, **options):
-        """``setup(engine)`` runs before the engine listens (hooks are set there)."""
-        app = EchoApp()
-        engine = EngineServer(on_connection=app.on_connection, **options)
+        engine, app, port = await engine_factory(**options)
         if setup is not None:
             setup(engine)
-        server = await engine.start("127.0.0.1", 0)
-        started.append(engine)
-        return engine, app, server.sockets[0].getsockname()[1]
+        return engine, app, port
 
-    yield make
-    for engine in started:
-        await engine.close()
+    return make
 
 
 def values(headers: list, name: str) -> list[str]:
@@ -78,10 +73,10 @@ REFUSALS = [
     ids=["transport", "protocol", "sid", "method", "websocket-without-upgrade", "origin"],
 )
 async def test_connection_error_for_each_refusal(
-    engine_factory, method, query, headers, status, code, context
+    hooked_engine, method, query, headers, status, code, context
 ):
     errors = []
-    _engine, app, port = await engine_factory(
+    _engine, app, port = await hooked_engine(
         lambda engine: engine.on("connection_error", errors.append),
         cors_allowed_origins=["http://good.example"],
     )
@@ -95,14 +90,14 @@ async def test_connection_error_for_each_refusal(
     assert not app.sessions
 
 
-async def test_connection_error_when_allow_request_refuses(engine_factory):
+async def test_connection_error_when_allow_request_refuses(hooked_engine):
     errors = []
 
     async def allow(request):
         await asyncio.sleep(0)
         return request.query.get("token") == "good"
 
-    _, app, port = await engine_factory(
+    _, app, port = await hooked_engine(
         lambda engine: engine.on("connection_error", errors.append), allow_request=allow
     )
     status, _, body = await http_exchange(port, "GET", POLLING + "&token=bad")
@@ -118,11 +113,9 @@ async def open_polling_with(port: int, extra: str) -> str:
     return json.loads(body[1:])["sid"]
 
 
-async def test_connection_error_on_transport_mismatch(engine_factory):
+async def test_connection_error_on_transport_mismatch(hooked_engine):
     errors = []
-    _, _app, port = await engine_factory(
-        lambda engine: engine.on("connection_error", errors.append)
-    )
+    _, _app, port = await hooked_engine(lambda engine: engine.on("connection_error", errors.append))
     ws = await WebSocketClient.connect(port, "/engine.io/?EIO=4&transport=websocket")
     sid = json.loads((await ws.recv())[1:])["sid"]
     status, _, _ = await http_exchange(port, "GET", f"{POLLING}&sid={sid}")
@@ -140,12 +133,12 @@ async def test_connection_error_on_transport_mismatch(engine_factory):
     await ws.close()
 
 
-async def test_connection_error_listener_failure_is_logged_and_answer_sent(engine_factory, caplog):
+async def test_connection_error_listener_failure_is_logged_and_answer_sent(hooked_engine, caplog):
     def broken(error):
         raise RuntimeError("listener bug")
 
     calls = []
-    _, _, port = await engine_factory(
+    _, _, port = await hooked_engine(
         lambda engine: (
             engine.on("connection_error", broken),
             engine.on("connection_error")(calls.append),
@@ -157,9 +150,9 @@ async def test_connection_error_listener_failure_is_logged_and_answer_sent(engin
     assert "listener bug" in caplog.text
 
 
-async def test_accepted_requests_emit_no_connection_error_and_off_removes(engine_factory):
+async def test_accepted_requests_emit_no_connection_error_and_off_removes(hooked_engine):
     errors = []
-    engine, _, port = await engine_factory(
+    engine, _, port = await hooked_engine(
         lambda engine: engine.on("connection_error", errors.append)
     )
     sid, _ = await open_polling(port)
@@ -188,9 +181,9 @@ def record_headers(engine, seen: list) -> None:
         headers["X-Twice"] = ["a", "b"]
 
 
-async def test_header_hooks_on_polling_answers(engine_factory):
+async def test_header_hooks_on_polling_answers(hooked_engine):
     seen: list = []
-    _, _, port = await engine_factory(lambda engine: record_headers(engine, seen))
+    _, _, port = await hooked_engine(lambda engine: record_headers(engine, seen))
     sid, headers = await open_polling(port)
     assert values(headers, "x-initial") == ["yes"] and values(headers, "x-every") == ["GET"]
     assert values(headers, "x-twice") == ["a", "b"]
@@ -214,9 +207,9 @@ async def test_header_hooks_on_polling_answers(engine_factory):
     assert status == 400 and not values(headers, "x-every") and seen == []
 
 
-async def test_header_hooks_on_websocket_handshake_and_upgrade(engine_factory):
+async def test_header_hooks_on_websocket_handshake_and_upgrade(hooked_engine):
     seen: list = []
-    _, app, port = await engine_factory(lambda engine: record_headers(engine, seen))
+    _, app, port = await hooked_engine(lambda engine: record_headers(engine, seen))
     ws = await WebSocketClient.connect(port, "/engine.io/?EIO=4&transport=websocket")
     headers = ws.response_headers()
     assert values(headers, "x-initial") == ["yes"] and values(headers, "x-twice") == ["a", "b"]
@@ -239,7 +232,7 @@ async def test_header_hooks_on_websocket_handshake_and_upgrade(engine_factory):
     await upgrade.close()
 
 
-async def test_bad_headers_from_a_hook_are_left_out(engine_factory, caplog):
+async def test_bad_headers_from_a_hook_are_left_out(hooked_engine, caplog):
     def hook(headers, request):
         headers["X-Split"] = "a\r\nSet-Cookie: evil=1"
         headers["Bad Name"] = "x"
@@ -248,7 +241,7 @@ async def test_bad_headers_from_a_hook_are_left_out(engine_factory, caplog):
     def broken(headers, request):
         raise RuntimeError("hook bug")
 
-    _, _, port = await engine_factory(
+    _, _, port = await hooked_engine(
         lambda engine: (engine.on("headers", hook), engine.on("initial_headers", broken))
     )
     with caplog.at_level(logging.ERROR, "fastsio.engine"):
@@ -263,8 +256,8 @@ async def test_bad_headers_from_a_hook_are_left_out(engine_factory, caplog):
 # -- the sid cookie -----------------------------------------------------------------------------
 
 
-async def test_cookie_on_the_polling_handshake_only(engine_factory):
-    _, _, port = await engine_factory(cookie=True)
+async def test_cookie_on_the_polling_handshake_only(hooked_engine):
+    _, _, port = await hooked_engine(cookie=True)
     sid, headers = await open_polling(port)
     assert values(headers, "set-cookie") == [f"io={sid}; Path=/; HttpOnly; SameSite=Lax"]
     _, headers, _ = await http_exchange(port, "POST", f"{POLLING}&sid={sid}", b"4x")
@@ -277,17 +270,17 @@ async def test_cookie_on_the_polling_handshake_only(engine_factory):
     await ws.close()
 
 
-async def test_cookie_off_by_default(engine_factory):
-    _, _, port = await engine_factory()
+async def test_cookie_off_by_default(hooked_engine):
+    _, _, port = await hooked_engine()
     _, headers = await open_polling(port)
     assert not values(headers, "set-cookie")
 
 
-async def test_cookie_and_hook_cookies_together(engine_factory):
+async def test_cookie_and_hook_cookies_together(hooked_engine):
     def hook(headers, request):
         headers["Set-Cookie"].append("theme=dark")
 
-    _, _, port = await engine_factory(
+    _, _, port = await hooked_engine(
         lambda engine: engine.on("initial_headers", hook),
         cookie={"name": "sticky", "path": "/app", "samesite": "none", "secure": True},
     )
@@ -343,9 +336,9 @@ def test_bad_cookie_options_are_refused(option, problem):
 # -- clients_count, connection ------------------------------------------------------------------
 
 
-async def test_clients_count_and_connection_event(engine_factory):
+async def test_clients_count_and_connection_event(hooked_engine):
     opened = []
-    engine, app, port = await engine_factory(lambda engine: engine.on("connection", opened.append))
+    engine, app, port = await hooked_engine(lambda engine: engine.on("connection", opened.append))
     assert engine.clients_count == 0
     sid, _ = await open_polling(port)
     ws = await WebSocketClient.connect(port, "/engine.io/?EIO=4&transport=websocket")
@@ -360,13 +353,13 @@ async def test_clients_count_and_connection_event(engine_factory):
 # -- generate_id --------------------------------------------------------------------------------
 
 
-async def test_generate_id_sync_and_async(engine_factory):
+async def test_generate_id_sync_and_async(hooked_engine):
     counter = iter(range(100))
 
     def custom(request):
         return f"user-{request.query['user']}.{next(counter)}"
 
-    engine, _, port = await engine_factory(lambda engine: setattr(engine, "generate_id", custom))
+    engine, _, port = await hooked_engine(lambda engine: setattr(engine, "generate_id", custom))
     sid = await open_polling_with(port, "&user=ann")
     assert sid == "user-ann.0" and sid in engine.sessions
     status, _, body = await http_exchange(port, "POST", f"{POLLING}&sid={sid}", b"4ping")
@@ -406,9 +399,9 @@ async def _raise_later(request):
     ],
     ids=["raises", "async-raises", "not-str", "empty", "space", "too-long", "duplicate"],
 )
-async def test_generate_id_failures_refuse_the_handshake(engine_factory, generate, problem, caplog):
+async def test_generate_id_failures_refuse_the_handshake(hooked_engine, generate, problem, caplog):
     errors = []
-    engine, app, port = await engine_factory(
+    engine, app, port = await hooked_engine(
         lambda engine: engine.on("connection_error", errors.append)
     )
     engine.generate_id = lambda request: "taken"
@@ -423,7 +416,7 @@ async def test_generate_id_failures_refuse_the_handshake(engine_factory, generat
     assert len(app.sessions) == 1 and list(engine.sessions) == ["taken"]
 
 
-async def test_generate_id_with_several_workers_keeps_the_owner_prefix(engine_factory):
+async def test_generate_id_with_several_workers_keeps_the_owner_prefix(hooked_engine):
     class NoHandover:
         def hand_over(self, request, owner):
             return False
@@ -435,7 +428,7 @@ async def test_generate_id_with_several_workers_keeps_the_owner_prefix(engine_fa
         engine.use_workers(2, 5, NoHandover())
         engine.generate_id = lambda request: "custom-1"
 
-    engine, _, port = await engine_factory(setup)
+    engine, _, port = await hooked_engine(setup)
     sid = await open_polling_with(port, "")
     assert sid == "Ccustom-1"  # the worker's index in the id alphabet, then the app's id
     assert owner_of(sid, 5) == 2 == engine.sid_owner(sid)
@@ -444,8 +437,8 @@ async def test_generate_id_with_several_workers_keeps_the_owner_prefix(engine_fa
 # -- closing ------------------------------------------------------------------------------------
 
 
-async def test_close_waits_for_polling_clients_to_collect_the_close_packet(engine_factory):
-    engine, app, port = await engine_factory()
+async def test_close_waits_for_polling_clients_to_collect_the_close_packet(hooked_engine):
+    engine, app, port = await hooked_engine()
     sid, _ = await open_polling(port)
     closing = asyncio.ensure_future(engine.close(timeout=3))
     await until(lambda: engine._closing, what="close() under way")
