@@ -27,7 +27,7 @@ START_TIMEOUT = 20.0
 class Served:
     """An ASGI app of tests/asgi_apps.py served on a free port by uvicorn or by fastsio run."""
 
-    def __init__(self, kind: str, attr: str, events: Path) -> None:
+    def __init__(self, kind: str, attr: str, events: Path, *extra: str) -> None:
         self.port = free_port()
         self.events = events
         if kind == "uvicorn":
@@ -41,7 +41,7 @@ class Served:
             command += ["--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "2"]
         else:
             command = [sys.executable, "-m", "fastsio", "run", f"tests/asgi_apps.py:{attr}"]
-            command += ["--port", str(self.port), "--log-level", "warning"]
+            command += ["--port", str(self.port), "--log-level", "warning", *extra]
         self.process = subprocess.Popen(
             command,
             cwd=REPO,
@@ -85,8 +85,8 @@ class Served:
 def serve(tmp_path):
     started: list[Served] = []
 
-    async def start(kind: str, attr: str) -> Served:
-        served = Served(kind, attr, tmp_path / f"events-{len(started)}")
+    async def start(kind: str, attr: str, *extra: str) -> Served:
+        served = Served(kind, attr, tmp_path / f"events-{len(started)}", *extra)
         started.append(served)
         await served.ready()
         return served
@@ -172,6 +172,28 @@ async def test_starlette_route_lifespan_websocket_and_socketio(kind, serve, node
     assert reply["args"] == ["starlette"]
     output = served.stop()
     assert served.lifespan_events() == ["starlette startup", "starlette shutdown"], output
+
+
+@pytest.mark.interop
+async def test_fastsio_run_workers_bridge_in_every_worker(serve, node):
+    served = await serve("fastsio", "fastapi_app", "--workers", "2")
+    for _ in range(6):  # connections land on either worker: each runs the app and its lifespan
+        status, _, body = await http_request(served.port, "GET", "/items/1")
+        assert status == 200 and json.loads(body)["greeting"] == "hello from the lifespan"
+    deadline = time.monotonic() + 15  # the other worker may still be starting
+    while served.lifespan_events() != ["fastapi startup"] * 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert served.lifespan_events() == ["fastapi startup"] * 2
+    client = await node(served.url)
+    await client.connect("a")
+    await client.expect("connect", name="a")
+    await client.expect("upgrade", name="a")
+    reply = await client.emit_with_ack("a", "echo", "across workers")
+    assert reply["args"] == ["across workers"]
+    output = served.stop()
+    assert sorted(served.lifespan_events()) == ["fastapi shutdown"] * 2 + ["fastapi startup"] * 2, (
+        output
+    )
 
 
 async def test_uvicorn_socketio_refuses_bad_websockets(serve):
