@@ -52,6 +52,9 @@ class ASGIApp:
 
     ``static_files``: a directory served at ``/`` (files found there win over the wrapped
     app); ``socketio_path``: where Socket.IO is served (default: ``sio.path``, ``/socket.io``).
+    Under ``fastsio run`` only: ``max_body_size`` bounds a request body passed to the app (413
+    past it; None: no bound; bodies stream to the app as they arrive), and an app that has not
+    begun its answer after ``response_timeout`` seconds is cancelled and answered 500.
     The wrapped app's lifespan runs as under any ASGI server; the Socket.IO server is started
     before the app's startup and closed after its shutdown (``sio.close()``: the clients are
     disconnected with "server shutting down"). Without a wrapped app, requests that are not
@@ -64,9 +67,14 @@ class ASGIApp:
         other_asgi_app: ASGIAppType | None = None,
         static_files: str | os.PathLike | None = None,
         socketio_path: str | None = None,
+        *,
+        max_body_size: int | None = 100 * 1024 * 1024,
+        response_timeout: float = 60.0,
     ) -> None:
         self.sio = sio
         self.other_asgi_app = other_asgi_app
+        self.max_body_size = max_body_size
+        self.response_timeout = response_timeout
         if static_files is not None:
             sio.static_files = static_files
         if socketio_path is not None:
@@ -83,7 +91,9 @@ class ASGIApp:
 
         sio = self.sio
         if self.other_asgi_app is not None:
-            sio._asgi_bridge = NativeBridge(self.other_asgi_app, sio)
+            sio._asgi_bridge = NativeBridge(
+                self.other_asgi_app, sio, self.response_timeout, self.max_body_size
+            )
         return sio
 
     # -- under an ASGI server -------------------------------------------------------------------
@@ -106,21 +116,8 @@ class ASGIApp:
             await self._serve_websocket(scope, receive, send)
 
     def _ours(self, scope: Scope) -> bool:
-        """Whether fastsio answers this request: Socket.IO's path, a route, a static file."""
-        sio = self.sio
-        path = scope_path(scope)
-        if path == sio.path or path.startswith(sio.path + "/"):
-            return True
-        if scope["type"] != "http":
-            return False
-        if path in sio._routes:
-            return True
-        if sio.static_files is not None and scope["method"] in ("GET", "HEAD"):
-            from .http.static import StaticFiles
-
-            full = StaticFiles(os.fspath(sio.static_files)).resolve(path)
-            return full is not None and os.path.exists(full)
-        return False
+        kind = scope["type"]
+        return served_by_fastsio(self.sio, scope_path(scope), scope.get("method", "GET"), kind)
 
     async def _ensure_started(self) -> None:
         if self._http is not None:
@@ -214,6 +211,23 @@ class ASGIApp:
 
 
 # -- the Request <-> ASGI glue -----------------------------------------------------------------
+
+
+def served_by_fastsio(sio: Any, path: str, method: str, kind: str = "http") -> bool:
+    """Whether fastsio answers a request itself (Socket.IO's path, a route, a static file that
+    exists) rather than the wrapped ASGI app."""
+    if path == sio.path or path.startswith(sio.path + "/"):
+        return True
+    if kind != "http":
+        return False
+    if path in sio._routes:
+        return True
+    if sio.static_files is not None and method in ("GET", "HEAD"):
+        from .http.static import StaticFiles
+
+        full = StaticFiles(os.fspath(sio.static_files)).resolve(path)
+        return full is not None and os.path.exists(full)
+    return False
 
 
 def scope_path(scope: Scope) -> str:

@@ -2,9 +2,12 @@
 and hands every other request (HTTP, and the app's own WebSocket routes) to the ASGI app that
 :class:`fastsio.ASGIApp` wraps, on the same port.
 
-- HTTP: the request's body (whole: the native server reads it before dispatching, bounded by
-  the server's body limit, 413 past it) is the app's first ``http.request``; then
-  ``http.disconnect`` when the client goes away. The answer is streamed: the head at the first
+- HTTP: the request is dispatched once its head is read (``HttpServer.body_streamer``), and its
+  body reaches the app as it arrives, one ``http.request`` per read, with reading from the client
+  paused while more than 256 KB wait for the app (``http/body.py``). A body longer than
+  ``max_body_size`` is refused with 413 from its Content-Length, before the app is called; a
+  chunked one that grows past it has its connection closed (the app sees ``http.disconnect``).
+  Then ``http.disconnect`` when the client goes away. The answer is streamed: the head at the first
   body part, then chunked (or by the app's Content-Length), each part written as it comes with
   the app paused while more than ``WRITE_HIGH_WATER`` bytes wait for the client. An app that
   fails or returns before answering gets a 500, one that gives no answer within
@@ -40,9 +43,17 @@ class NativeBridge:
     is the HttpServer handler of every path that is not Socket.IO's, a route or a static file;
     ``startup``/``shutdown`` run the app's lifespan (``Server.start``/``close`` call them)."""
 
-    def __init__(self, app: Any, sio: Any, response_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        app: Any,
+        sio: Any,
+        response_timeout: float = 60.0,
+        max_body_size: int | None = 100 * 1024 * 1024,
+    ) -> None:
         self.app = app
         self.sio = sio
+        #: the largest request body passed to the app (bytes; None: no bound)
+        self.max_body_size = max_body_size
         #: seconds an app may take to begin its answer before it is cancelled (500)
         self.response_timeout = response_timeout
         self.state: dict = {}
@@ -97,6 +108,13 @@ class NativeBridge:
             logger.error("the ASGI app's shutdown failed: %s", event.get("message", ""))
 
     # -- requests ---------------------------------------------------------------------------------
+
+    def streams_body(self, request: Request) -> bool:
+        """``HttpServer.body_streamer``: the bodies of the app's requests are streamed."""
+        from .asgi import served_by_fastsio
+
+        kind = "websocket" if request.is_websocket else "http"
+        return not served_by_fastsio(self.sio, request.path, request.method, kind)
 
     def handle(self, request: Request) -> None:
         """The HttpServer handler: the request goes to the app in a task of its own."""
@@ -216,8 +234,15 @@ class HttpExchange:
 
     async def receive(self) -> dict:
         if not self.body_given:
-            self.body_given = True
-            return {"type": "http.request", "body": self.request.body, "more_body": False}
+            stream = self.request.body_stream
+            if stream is None:
+                self.body_given = True
+                return {"type": "http.request", "body": self.request.body, "more_body": False}
+            data, more = await stream.read()
+            if stream.gone:
+                return {"type": "http.disconnect"}
+            self.body_given = not more
+            return {"type": "http.request", "body": data, "more_body": more}
         await self.disconnected
         return {"type": "http.disconnect"}
 

@@ -601,6 +601,9 @@ class Server:
         ssl = ssl_context(ssl)
         bridge = self._asgi_bridge
         engine, http = self.build_http(bridge.handle if bridge is not None else None)
+        if bridge is not None:
+            http.body_streamer = bridge.streams_body
+            http.max_streamed_body_size = bridge.max_body_size
         handover = None
         worker = self.worker
         if worker is not None and worker.count > 1:

@@ -215,10 +215,8 @@ async def test_uvicorn_socketio_refuses_bad_websockets(serve):
 # -- the native bridge's edges, in process --------------------------------------------------
 
 
-async def start_bridged(app, **bridge_options) -> fastsio.Server:
-    sio = fastsio.ASGIApp(fastsio.Server(), app).native()
-    for name, value in bridge_options.items():
-        setattr(sio._asgi_bridge, name, value)
+async def start_bridged(app, **options) -> fastsio.Server:
+    sio = fastsio.ASGIApp(fastsio.Server(), app, **options).native()
     await sio.start("127.0.0.1", 0)
     return sio
 
@@ -287,15 +285,83 @@ async def test_bridge_oversized_body_is_413_and_never_reaches_the_app():
     async def handler(scope, receive, send):
         called.append(scope["path"])
 
-    sio = await start_bridged(raw_app(handler))
+    sio = await start_bridged(raw_app(handler), max_body_size=10_000)
     try:
         # the head announces more than the limit: answered before any of the body is read
         reader, writer = await asyncio.open_connection("127.0.0.1", sio.port)
-        length = sio.max_http_buffer_size + 200_000
-        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % length)
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10001\r\n\r\n")
         head = await asyncio.wait_for(reader.read(4096), 5)
         writer.close()
         assert head.startswith(b"HTTP/1.1 413 ") and called == []
+    finally:
+        await sio.close()
+
+
+async def test_bridge_streams_a_large_body_to_the_app_as_it_arrives():
+    """3 MB (past max_http_buffer_size, the bound of Socket.IO's own requests) reach the app in
+    parts, the first before the client has sent the rest."""
+    parts = []
+    first_part = asyncio.Event()
+    rest_sent = asyncio.Event()
+
+    async def handler(scope, receive, send):
+        while True:
+            message = await receive()
+            parts.append((len(message["body"]), rest_sent.is_set()))
+            first_part.set()
+            if not message["more_body"]:
+                break
+        total = sum(size for size, _ in parts)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"%d" % total})
+
+    sio = await start_bridged(raw_app(handler))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sio.port)
+        size = 3_000_000
+        writer.write(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+        writer.write(b"a" * 100_000)
+        await asyncio.wait_for(first_part.wait(), 5)  # the app reads before the rest is sent
+        writer.write(b"b" * (size - 100_000))
+        await writer.drain()
+        rest_sent.set()
+        answer = await asyncio.wait_for(reader.read(4096), 10)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\n3000000")
+        assert len(parts) > 1 and parts[0] == (100_000, False)
+    finally:
+        await sio.close()
+
+
+async def test_bridge_chunked_body_past_the_limit_closes_and_the_app_sees_disconnect():
+    seen = []
+
+    async def handler(scope, receive, send):
+        while True:
+            message = await receive()
+            seen.append(message["type"])
+            if message["type"] == "http.disconnect" or not message.get("more_body"):
+                return
+
+    sio = await start_bridged(raw_app(handler), max_body_size=50_000)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sio.port)
+        writer.write(b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n%s\r\n" % (20_000, b"z" * 20_000)
+        writer.write(chunk)
+        for _ in range(100):  # the app has its first part
+            if seen:
+                break
+            await asyncio.sleep(0.02)
+        assert seen == ["http.request"]
+        writer.write(chunk * 3)
+        assert await asyncio.wait_for(reader.read(4096), 5) == b""  # closed, no answer
+        writer.close()
+        for _ in range(100):
+            if seen and seen[-1] == "http.disconnect":
+                break
+            await asyncio.sleep(0.02)
+        assert seen[-1] == "http.disconnect", seen
     finally:
         await sio.close()
 

@@ -21,6 +21,7 @@ import httptools
 
 from .. import _impl
 from .._impl import WebSocketConnection
+from .body import BodyStream
 from .request import Request
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,6 +99,7 @@ class HttpProtocol(asyncio.Protocol):
     __slots__ = (
         "_body",
         "_body_size",
+        "_body_stream",
         "_closing",
         "_current",
         "_dispatching",
@@ -134,6 +136,8 @@ class HttpProtocol(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._body_size = 0
+        # the request whose body is streamed to its handler (HttpServer.body_streamer), if any
+        self._body_stream: Request | None = None
         self._header_size = 0
         self._head_received = 0
         self._in_head = False
@@ -273,11 +277,14 @@ class HttpProtocol(asyncio.Protocol):
             keep_alive,
         )
         self._request = request
+        streamer = self.server.body_streamer
+        streamed = streamer is not None and not upgrade and streamer(request)
 
         length = headers.get("content-length")
-        if length is not None:
+        limit = self.server.max_streamed_body_size if streamed else self.server.max_body_size
+        if length is not None and limit is not None:
             try:
-                too_big = int(length) > self.server.max_body_size
+                too_big = int(length) > limit
             except ValueError:
                 self._error_status = 400
                 raise
@@ -295,8 +302,23 @@ class HttpProtocol(asyncio.Protocol):
             and not self._queue
         ):
             self.transport.write(_CONTINUE)
+        if streamed:
+            # dispatched now (after feed_data), its body read by the handler as it comes
+            request.body_stream = BodyStream(self.transport, self.loop)
+            self._body_stream = request
+            self._queue.append(request)
 
     def on_body(self, body: bytes) -> None:
+        streamed = self._body_stream
+        if streamed is not None:
+            stream = streamed.body_stream
+            limit = self.server.max_streamed_body_size
+            if limit is not None and stream.size + len(body) > limit:  # type: ignore[union-attr]
+                # a chunked body past the bound: the handler sees the client leave
+                self.close()
+                return
+            stream.feed(body)  # type: ignore[union-attr]
+            return
         self._body_size += len(body)
         if self._body_size > self.server.max_body_size:
             self._error_status = 413
@@ -308,6 +330,10 @@ class HttpProtocol(asyncio.Protocol):
         if request is None:
             return
         self._request = None
+        if request is self._body_stream:
+            self._body_stream = None
+            request.body_stream.end()  # type: ignore[union-attr]
+            return
         body = self._body
         if body:
             # b"".join of one item returns that item: no copy in the common one-chunk case.
@@ -409,6 +435,8 @@ class HttpProtocol(asyncio.Protocol):
     def _response_done(self, request: Request, keep_alive: bool) -> None:
         if self._current is request:
             self._current = None
+        if request is self._body_stream:  # answered before its whole body came: not read
+            request.body_stream.discard()  # type: ignore[union-attr]
         if not keep_alive:
             self.close()
             return
@@ -567,6 +595,10 @@ class HttpProtocol(asyncio.Protocol):
         self.transport.close()
 
     def _abandon(self) -> None:
+        streamed = self._body_stream
+        if streamed is not None:
+            self._body_stream = None
+            streamed.body_stream.end(gone=True)  # type: ignore[union-attr]
         queue = self._queue
         while queue:
             request = queue.popleft()

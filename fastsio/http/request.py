@@ -49,6 +49,7 @@ class Request:
         "_query",
         "_stream",
         "body",
+        "body_stream",
         "client",
         "closed",
         "headers",
@@ -83,6 +84,9 @@ class Request:
         self.query_string = query_string
         self.headers = headers
         self.body = b""
+        #: the body as it arrives (a fastsio.http.body.BodyStream) when the server's
+        #: ``body_streamer`` chose to stream it; ``body`` stays empty then
+        self.body_stream: Any = None
         self.client = client
         self.secure = secure
         self.http_version = http_version

@@ -60,6 +60,14 @@ class HttpServer:
         #: several workers: the ``http/handover.Handover`` that takes requests for other
         #: workers' sessions (set before start(); None in a single process)
         self.handover: Any = None
+        #: ``body_streamer(request) -> bool``, asked once a request's head is read: True
+        #: dispatches the request at once, its body then read from ``request.body_stream`` as it
+        #: arrives and not bounded by ``max_body_size`` (the ASGI bridge's requests); None: every
+        #: body is read whole before its request is dispatched
+        self.body_streamer: Callable[[Request], bool] | None = None
+        #: the bound of a streamed body (413 for a longer Content-Length; a chunked body past it
+        #: closes the connection); None: unbounded
+        self.max_streamed_body_size: int | None = None
         # connect_accepted_socket() coroutines of connections being adopted -> their sockets
         self._adopting: dict[Any, socket.socket] = {}
 
