@@ -11,11 +11,14 @@ binary attachments are the same, so one encoded broadcast serves both kinds of c
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from . import _eager, _impl
 from .protocol.errors import ProtocolError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .server import Server
 
 __all__ = ["Client"]
 
@@ -51,9 +54,10 @@ class Client:
         "sockets",
     )
 
-    def __init__(self, server: Any, session: Any) -> None:
-        self.server = server
-        self.session = session
+    def __init__(self, server: Server, session: Any) -> None:
+        self.server: Server = server
+        #: the Engine.IO session (an EngineSession, or EngineSession3 for a v2 client)
+        self.session: Any = session
         #: the Engine.IO protocol revision of the session: 4, or 3 for a Socket.IO v2 client
         self.protocol: int = getattr(session, "protocol", 4)
         #: the server's parser: ``encode(type, nsp, data, ack_id) -> parts`` and a decoder

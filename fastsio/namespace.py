@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _eager, _impl
 from .adapter import EMPTY_OPTIONS, Adapter
@@ -15,6 +15,9 @@ from .socket import CONNECTING, DISCONNECTED, Socket
 #: what Client._connecting holds for a namespace while its session is being restored (the
 #: client's own placeholder for a pending check: a DISCONNECT or a close then just drops it)
 _RESTORING = None
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .server import Server
 
 __all__ = ["Namespace", "ParentNamespace"]
 
@@ -31,8 +34,8 @@ class Namespace:
     ``timeout`` as on :class:`~fastsio.broadcast.BroadcastOperator`.
     """
 
-    def __init__(self, server: Any, name: str, parent: ParentNamespace | None = None) -> None:
-        self.server = server
+    def __init__(self, server: Server, name: str, parent: ParentNamespace | None = None) -> None:
+        self.server: Server = server
         self.name = name
         self.parent = parent
         #: connected sockets by id
@@ -433,7 +436,7 @@ class ParentNamespace(Namespace):
     socket has left and no connection attempt to it is running.
     """
 
-    def __init__(self, server: Any, matcher: Any, index: int) -> None:
+    def __init__(self, server: Server, matcher: Any, index: int) -> None:
         self.matcher = matcher
         self.children: dict = {}
         super().__init__(server, f"/_{index}")

@@ -12,13 +12,18 @@ import socket
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from .adapter import InMemoryAdapter
 from .broadcast import BroadcastOperator, Rooms
 from .client import Client
 from .namespace import Namespace, ParentNamespace
 from .parser import encoder_of, resolve_parser
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import EngineServer
+    from .http import HttpServer
+    from .workers import WorkerInfo
 
 __all__ = ["Server"]
 
@@ -208,12 +213,12 @@ class Server:
         #: options above; ``clients_count`` and ``sessions`` while running
         self.engine: EngineServer = EngineServer(**self._engine_options())
         #: the HttpServer, while started
-        self.http: Any = None
+        self.http: HttpServer | None = None
         #: the port listened on (set by start(); useful with port 0)
         self.port: int | None = None
         #: this process's place among ``--workers`` processes (a fastsio.workers.WorkerInfo), or
         #: None in a single process; set by the supervisor before start()
-        self.worker: Any = None
+        self.worker: WorkerInfo | None = None
 
         # ack ids: one counter for the whole server, so that one broadcast packet can carry the
         # same id to every socket (of several namespaces, for a dynamic parent)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _eager, _impl
 from .adapter import is_writable
@@ -20,6 +20,11 @@ from .broadcast import (
 )
 from .engine.ids import random_id
 from .exceptions import AckTimeoutError, DisconnectedError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import Client
+    from .namespace import Namespace
+    from .server import Server
 
 __all__ = ["Handshake", "Socket", "SocketEmitter"]
 
@@ -152,14 +157,14 @@ class Socket:
     pid: str | None = None
     recovered: bool = False
 
-    def __init__(self, nsp: Any, client: Any, auth: dict | None) -> None:
+    def __init__(self, nsp: Namespace, client: Client, auth: dict | None) -> None:
         eio3 = client.protocol == 3
         # a Socket.IO v2 client derives its socket id from the Engine.IO sid: keep them equal
         self.id: str = client._eio3_socket_id(nsp.name) if eio3 else random_id()
-        self.nsp = nsp
-        self.server = nsp.server
-        self.client = client
-        self.adapter = nsp.adapter
+        self.nsp: Namespace = nsp
+        self.server: Server = nsp.server
+        self.client: Client = client
+        self.adapter: Any = nsp.adapter
         self.handshake = Handshake(client.session.request, auth)
         if eio3 and auth:
             # a v2 client's namespace query ("/admin?token=x"): in handshake.query too, the
