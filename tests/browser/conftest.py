@@ -1,8 +1,9 @@
 """Fixtures for the browser tests: headless Chromium driven by Playwright for Python.
 
-- ``chromium``: the path of Debian's Chromium (``/usr/bin/chromium``), installed with apt-get when
-  missing and possible (root); the test is skipped only if it is absent and cannot be installed,
-  and never skipped under CI (``CI`` set), where it must run.
+- ``chromium``: the path of Debian's Chromium (``/usr/bin/chromium``). Nothing is installed from
+  here: where it is absent the test is skipped with the command that installs it
+  (``apt-get install chromium``), and under CI (``CI`` set, as ``.ci/run`` does, which installs
+  it) the test fails instead, as it must run there.
 - ``chat_bundle``: the npm packages the demo is served with, installed from their lock files when
   missing: examples/chat (socket.io-client 4.8, the demo's own) and tests/browser (2.5.0).
 - ``chat_server``: ``chat_server(target)`` starts ``fastsio run TARGET --port N`` as a subprocess on a
@@ -21,7 +22,6 @@ import faulthandler
 import os
 import queue
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -67,32 +67,14 @@ def give_up(reason: str) -> None:
 # --------------------------------------------------------------------------- installs
 
 
-def _apt_install_chromium() -> str:
-    """Tries ``apt-get install chromium``; returns what went wrong ("" on success)."""
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available"
-    if hasattr(os, "geteuid") and os.geteuid() != 0:
-        return "apt-get needs root"
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        try:
-            proc = subprocess.run(
-                command, env=env, capture_output=True, text=True, timeout=600, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"`{' '.join(command)}` failed: {exc}"
-        if proc.returncode != 0:
-            return f"`{' '.join(command)}` failed: {proc.stderr.strip()[-500:]}"
-    return ""
-
-
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """The system Chromium (installed with apt-get if missing and possible)."""
+    """The system Chromium; the browser tests skip (locally) or fail (CI) without it."""
     if not os.access(CHROMIUM, os.X_OK):
-        problem = _apt_install_chromium()
-        if not os.access(CHROMIUM, os.X_OK):
-            give_up(f"{CHROMIUM} is missing and could not be installed: {problem or 'unknown'}")
+        give_up(
+            f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install chromium`, as"
+            " .ci/run does) to run the browser tests"
+        )
     return CHROMIUM
 
 
