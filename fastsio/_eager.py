@@ -39,7 +39,17 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["call", "finish_tasks", "is_coroutine", "running_tasks", "settle", "start"]
+from . import _arguments
+
+__all__ = [
+    "call",
+    "call_failed",
+    "finish_tasks",
+    "is_coroutine",
+    "running_tasks",
+    "settle",
+    "start",
+]
 
 logger = logging.getLogger("fastsio")
 
@@ -94,9 +104,26 @@ def call(handler: Callable, args: tuple, on_done: OnDone | None = None) -> async
     try:
         result = handler(*args)
     except Exception as exc:  # noqa: BLE001 - reported to on_done
+        return call_failed(handler, args, exc, on_done)
+    return settle(result, on_done)
+
+
+def call_failed(
+    handler: Callable, args: tuple, exc: Exception, on_done: OnDone | None
+) -> asyncio.Task | None:
+    """``handler(*args)`` raised ``exc`` (caught in the caller's own frame): if it was called
+    with more arguments than it takes, call it again with those it takes, as JavaScript would;
+    else ``on_done`` gets ``exc`` (a :class:`~fastsio._arguments.HandlerArgumentsError` when it
+    was given too few). See :mod:`fastsio._arguments`."""
+    try:
+        fitted = _arguments.fit(handler, args, exc)
+    except _arguments.HandlerArgumentsError as mismatch:
+        _finish(on_done, None, mismatch)
+        return None
+    if fitted is None:
         _finish(on_done, None, exc)
         return None
-    return settle(result, on_done)
+    return call(handler, fitted, on_done)
 
 
 def settle(result: Any, on_done: OnDone | None) -> asyncio.Task | None:

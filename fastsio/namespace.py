@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _eager, _impl
+from ._arguments import python_socketio_hint, register_handler
 from .adapter import EMPTY_OPTIONS, Adapter
 from .broadcast import BroadcastOperator, Rooms, as_rooms, check_event_name
 from .exceptions import ConnectionRefused
@@ -75,6 +76,9 @@ class Namespace:
             raise TypeError(f"handler must be callable, not {type(handler).__name__}")
         if event == "connect":
             event = "connection"
+        # the signature is read once, here: for the lifecycle events' check, and for fitting
+        # the client's arguments to it when they do not match (see fastsio._arguments)
+        register_handler(event, handler)
         self._handlers.setdefault(event, []).append(handler)
         return handler
 
@@ -394,7 +398,11 @@ class _ConnectionHandlerDone:
             socket.disconnect()
             return
         socket.server.logger.error(
-            "exception in connection handler of namespace %s", socket.nsp.name, exc_info=exc
+            "exception in connection handler (namespace %s, socket %s)%s",
+            socket.nsp.name,
+            socket.id,
+            python_socketio_hint(exc),
+            exc_info=exc,
         )
 
 

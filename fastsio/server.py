@@ -58,6 +58,48 @@ CLOSE_PACKET_WAIT = 1.0
 
 NamespaceName = Union[str, "re.Pattern[str]", Callable[[str, dict], Any]]
 
+#: python-socketio's AsyncServer methods that fastsio spells another way (Server.__getattr__)
+_PYTHON_SOCKETIO_NAMES = {
+    "enter_room": "socket.join(room) in a handler, or sio.in_(sid).sockets_join(room)",
+    "leave_room": "socket.leave(room) in a handler, or sio.in_(sid).sockets_leave(room)",
+    "close_room": "sio.in_(room).sockets_leave(room)",
+    "rooms": "socket.rooms",
+    "get_session": "socket.data (a dict kept with the socket)",
+    "save_session": "socket.data (a dict kept with the socket)",
+    "session": "socket.data (a dict kept with the socket)",
+    "call": "await socket.timeout(seconds).emit_with_ack(event, ...)",
+    "disconnect": "socket.disconnect(), or sio.in_(sid).disconnect_sockets()",
+    "register_namespace": "sio.of(name) and its .on(event) handlers",
+    "start_background_task": "asyncio.create_task(coro) (keep a reference to the task)",
+    "sleep": "await asyncio.sleep(seconds)",
+    "manager": "Server(adapter=...) (see fastsio.redis.create_adapter)",
+    "handle_request": "sio.run(host, port) or `fastsio run module:sio`",
+    "attach": "sio.run(host, port) or `fastsio run module:sio`",
+}
+
+_CALLBACK_HINT = (
+    "emit(..., callback=fn) is python-socketio's; in fastsio: emit(..., ack=fn), or"
+    " answers = await sio.timeout(5).emit_with_ack(event, ...)"
+)
+
+
+def _emit_hint(to: Any, room: Any, skip_sid: Any, namespace: Any) -> str:
+    """The fastsio spelling of a python-socketio ``emit(..., to=, room=, skip_sid=,
+    namespace=)``."""
+    chain = "sio"
+    if namespace is not None:
+        chain += f".of({namespace!r})"
+    target = to if to is not None else room
+    if target is not None:
+        chain += f".to({target!r})"
+    if skip_sid is not None:
+        chain += f".except_({skip_sid!r})"
+    return (
+        "emit/send(..., to=, room=, skip_sid=, namespace=) are python-socketio's; in fastsio:"
+        f" {chain}.emit(event, ...) (a socket id is a room; in a handler, socket.emit(...) answers"
+        " the sender and socket.broadcast.emit(...) reaches everyone else)"
+    )
+
 
 class Server:
     """A Socket.IO v5 server (Engine.IO v4 over HTTP long-polling and WebSocket).
@@ -246,6 +288,13 @@ class Server:
         where = f" port={self.port}" if self.port is not None else ""
         return f"<fastsio.Server path={self.path}{where} clients={len(self._clients)}>"
 
+    def __getattr__(self, name: str) -> Any:
+        # only for names not found otherwise: python-socketio's, answered with fastsio's way
+        hint = _PYTHON_SOCKETIO_NAMES.get(name)
+        if hint is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise AttributeError(f"Server.{name} is python-socketio's; in fastsio: {hint}")
+
     # -- namespaces ------------------------------------------------------------------------------
 
     def of(self, name: NamespaceName) -> Namespace:
@@ -331,8 +380,15 @@ class Server:
         """The sockets connected to the main namespace, by id."""
         return self.main_namespace.sockets
 
-    def on(self, event: str, handler: Callable | None = None) -> Any:
-        """Register a handler on the main namespace (see Namespace.on); decorator or call."""
+    def on(self, event: str, handler: Callable | None = None, *, namespace: Any = None) -> Any:
+        """Register a handler on the main namespace (see Namespace.on); decorator or call.
+        Other namespaces: ``sio.of("/chat").on(...)`` (python-socketio's ``namespace=``
+        raises a TypeError saying so)."""
+        if namespace is not None:
+            raise TypeError(
+                f"Server.on(..., namespace={namespace!r}) is python-socketio's; in fastsio:"
+                f" sio.of({namespace!r}).on(event)"
+            )
         return self.main_namespace.on(event, handler)
 
     def event(self, handler: Callable) -> Callable:
@@ -348,12 +404,42 @@ class Server:
         """Add a middleware to the main namespace (see Namespace.use); decorator or call."""
         return self.main_namespace.use(middleware)
 
-    def emit(self, event: str, *args: Any, ack: Callable | None = None) -> bool:
-        """Send an event to every socket of the main namespace."""
+    def emit(
+        self,
+        event: str,
+        *args: Any,
+        ack: Callable | None = None,
+        to: Any = None,
+        room: Any = None,
+        skip_sid: Any = None,
+        namespace: Any = None,
+        callback: Any = None,
+    ) -> bool:
+        """Send an event to every socket of the main namespace (``sio.to(room).emit(...)``,
+        ``sio.of(name).emit(...)``... for others). ``to``, ``room``, ``skip_sid``,
+        ``namespace`` and ``callback`` are python-socketio's: they raise a TypeError that names
+        fastsio's way."""
+        if to is not None or room is not None or skip_sid is not None or namespace is not None:
+            raise TypeError(_emit_hint(to, room, skip_sid, namespace))
+        if callback is not None:
+            raise TypeError(_CALLBACK_HINT)
         return self.main_namespace.emit(event, *args, ack=ack)
 
-    def send(self, *args: Any, ack: Callable | None = None) -> bool:
+    def send(
+        self,
+        *args: Any,
+        ack: Callable | None = None,
+        to: Any = None,
+        room: Any = None,
+        skip_sid: Any = None,
+        namespace: Any = None,
+        callback: Any = None,
+    ) -> bool:
         """``emit("message", *args)`` to every socket of the main namespace (Node's ``send``)."""
+        if to is not None or room is not None or skip_sid is not None or namespace is not None:
+            raise TypeError(_emit_hint(to, room, skip_sid, namespace))
+        if callback is not None:
+            raise TypeError(_CALLBACK_HINT)
         return self.main_namespace.send(*args, ack=ack)
 
     write = send

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _eager, _impl
+from ._arguments import HandlerArgumentsError, python_socketio_hint
 from .adapter import is_writable
 from .broadcast import (
     RESERVED_EVENTS,
@@ -103,12 +104,16 @@ class _HandlerDone:
     """Completion of one event handler call: logs an exception, or answers the client's ack
     with the handler's return value."""
 
-    __slots__ = ("ack_id", "event", "socket")
+    __slots__ = ("ack_id", "event", "on_namespace", "socket")
 
-    def __init__(self, socket: Socket, event: str, ack_id: int | None) -> None:
+    def __init__(
+        self, socket: Socket, event: str, ack_id: int | None, on_namespace: bool = True
+    ) -> None:
         self.socket = socket
         self.event = event
         self.ack_id = ack_id
+        #: a namespace handler (called with the socket first), not a socket's own listener
+        self.on_namespace = on_namespace
 
     @property
     def server(self) -> Any:
@@ -118,15 +123,49 @@ class _HandlerDone:
     def __call__(self, result: Any, exc: BaseException | None) -> None:
         if exc is not None:
             if not isinstance(exc, asyncio.CancelledError):
-                self.socket.server.logger.error(
-                    "exception in handler for event %r (namespace %s)",
-                    self.event,
-                    self.socket.nsp.name,
-                    exc_info=exc,
-                )
+                self._log_failure(exc)
             return
         if self.ack_id is not None:
-            self.socket._send_ack(self.ack_id, result)
+            try:
+                self.socket._send_ack(self.ack_id, result)
+            except (TypeError, ValueError) as error:  # orjson: not serialisable
+                socket = self.socket
+                socket.server.logger.error(
+                    "the ack value of the handler for event %r cannot be sent (namespace %s,"
+                    " socket %s): %s; the client gets no ack",
+                    self.event,
+                    socket.nsp.name,
+                    socket.id,
+                    error,
+                )
+
+    def _log_failure(self, exc: BaseException) -> None:
+        """One line naming the event, namespace and socket, and what the client gets: no ack
+        (as in Node and python-socketio); its ack callback times out if it set a timeout."""
+        socket = self.socket
+        outcome = "" if self.ack_id is None else "; the client's ack is not answered"
+        if isinstance(exc, HandlerArgumentsError):
+            # no traceback: it would show the dispatch, not the app
+            socket.server.logger.error(
+                "handler for event %r (namespace %s, socket %s) not called: %s (the client sent"
+                " %d argument(s))%s",
+                self.event,
+                socket.nsp.name,
+                socket.id,
+                exc,
+                exc.given - (1 if self.on_namespace else 0),
+                outcome,
+            )
+            return
+        socket.server.logger.error(
+            "exception in handler for event %r (namespace %s, socket %s)%s%s",
+            self.event,
+            socket.nsp.name,
+            socket.id,
+            outcome,
+            python_socketio_hint(exc),
+            exc_info=exc,
+        )
 
 
 class Socket:
@@ -370,7 +409,7 @@ class Socket:
         any_listeners = self._any_listeners
         if any_listeners:
             for listener in tuple(any_listeners):
-                _eager.call(listener, (event, *args), _HandlerDone(self, event, None))
+                _eager.call(listener, (event, *args), _HandlerDone(self, event, None, False))
         handlers = self.nsp._handlers.get(event)
         if handlers:
             for handler in handlers:
@@ -378,8 +417,10 @@ class Socket:
                 # that wants no ack costs no completion object and no further call
                 try:
                     result = handler(self, *args)
-                except Exception as exc:  # noqa: BLE001 - logged by _HandlerDone
-                    _HandlerDone(self, event, None)(None, exc)
+                except Exception as exc:  # noqa: BLE001 - fitted or logged by _HandlerDone
+                    _eager.call_failed(
+                        handler, (self, *args), exc, _HandlerDone(self, event, ack_id)
+                    )
                 else:
                     if result is not None or ack_id is not None:
                         _eager.settle(result, _HandlerDone(self, event, ack_id))
@@ -387,7 +428,7 @@ class Socket:
         listeners = self._listeners.get(event) if self._listeners else None
         if listeners:
             for listener in self._take_listeners(event, listeners):
-                _eager.call(listener, tuple(args), _HandlerDone(self, event, ack_id))
+                _eager.call(listener, tuple(args), _HandlerDone(self, event, ack_id, False))
                 ack_id = None
 
     def _take_listeners(self, event: str, listeners: list) -> list:
@@ -469,7 +510,7 @@ class Socket:
         listeners = self._listeners.get(event) if self._listeners else None
         if listeners:
             for listener in self._take_listeners(event, listeners):
-                _eager.call(listener, (reason,), _HandlerDone(self, event, None))
+                _eager.call(listener, (reason,), _HandlerDone(self, event, None, False))
 
     # -- rooms -----------------------------------------------------------------------------------
 
