@@ -246,6 +246,19 @@ def configure_logging(level: str) -> None:
     )
 
 
+def apply_proxy_options(sio: Any, options: argparse.Namespace) -> None:
+    """``--trusted-proxies`` / ``--proxy-headers`` (over the app's own settings)."""
+    trusted = getattr(options, "trusted_proxies", None)
+    if not trusted:
+        return
+    from .http.proxy import TrustedProxies
+
+    try:
+        sio.trusted_proxies = TrustedProxies(trusted, options.proxy_headers)
+    except ValueError as exc:
+        raise UsageError(f"--trusted-proxies {trusted!r}: {exc}") from None
+
+
 def run_server(options: argparse.Namespace) -> int:
     """Load the app and serve it in this process until interrupted."""
     configure_logging(options.log_level)
@@ -263,6 +276,7 @@ def run_server(options: argparse.Namespace) -> int:
     apply_serve_client(sio, options)
     if options.root_path:
         sio.root_path = "/" + options.root_path.strip("/")
+    apply_proxy_options(sio, options)
 
     speedups = "compiled" if speedups_enabled() else "pure Python"
     workers = getattr(options, "workers", "1")
@@ -397,6 +411,9 @@ def child_command(options: argparse.Namespace) -> list[str]:
                 flag == "--serve-client" and Path(value).is_dir()
             )
             command += [flag, str(Path(value).resolve()) if is_path else value]
+    if getattr(options, "trusted_proxies", None):
+        command += ["--trusted-proxies", options.trusted_proxies]
+        command += ["--proxy-headers", options.proxy_headers]
     return command
 
 
@@ -492,6 +509,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--static", metavar="DIR", help="serve the files in DIR at '/'")
     run.add_argument(
         "--log-level", choices=LOG_LEVELS, default="info", help="logging level (default info)"
+    )
+    run.add_argument(
+        "--trusted-proxies",
+        metavar="ADDRESSES",
+        help="comma-separated addresses or networks (CIDR) of reverse proxies whose"
+        " X-Forwarded-For/-Proto headers are believed, e.g. '127.0.0.1' or '10.0.0.0/8,::1'"
+        " ('*': any peer)",
+    )
+    run.add_argument(
+        "--proxy-headers",
+        choices=("x-forwarded", "forwarded"),
+        default="x-forwarded",
+        help="which headers the trusted proxies write: X-Forwarded-For/-Proto (default) or"
+        " RFC 7239 Forwarded",
     )
     run.add_argument(
         "--workers",

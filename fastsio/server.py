@@ -158,6 +158,13 @@ class Server:
     ``partitioned``, ``priority``). ``sio.engine`` is the Engine.IO server (Node's
     ``io.engine``): ``on("connection_error" | "initial_headers" | "headers" | "connection")``,
     ``generate_id``, ``clients_count``.
+    ``trusted_proxies``: behind a reverse proxy, the addresses or networks (CIDR; ``"*"``: any
+    peer) of the proxies whose forwarding headers are believed: a request from one of them gets
+    the client's address and scheme (``socket.handshake.address`` / ``.secure``, what
+    ``allow_request`` sees) from ``X-Forwarded-For`` / ``X-Forwarded-Proto``, read from the right
+    past every trusted hop; ``proxy_headers="forwarded"`` reads RFC 7239's ``Forwarded``
+    instead (only the one the proxies write is read: a client could forge the other). See
+    :mod:`fastsio.http.proxy`.
     """
 
     def __init__(
@@ -188,6 +195,8 @@ class Server:
         http_compression: bool | dict = True,
         root_path: str = "",
         cookie: bool | dict = False,
+        trusted_proxies: Iterable[str] | str | None = None,
+        proxy_headers: str = "x-forwarded",
     ) -> None:
         self.path = "/" + path.strip("/")
         self.cors_allowed_origins = cors_allowed_origins
@@ -238,6 +247,13 @@ class Server:
         self.http_compression = http_compression_options(http_compression)
         #: the sid cookie of the polling handshake's answer (Node's ``cookie``), as given
         self.cookie = cookie
+        from .http.proxy import TrustedProxies
+
+        #: the reverse proxies whose forwarding headers are believed (None: the peer is the
+        #: client); see fastsio.http.proxy
+        self.trusted_proxies: TrustedProxies | None = (
+            None if trusted_proxies is None else TrustedProxies(trusted_proxies, proxy_headers)
+        )
         #: the packet parser (server-wide, as in Node) and its (type, nsp, data, id) encoder;
         #: Socket.IO v2 clients get its ``for_eio3()`` variant where it has one
         self.parser = resolve_parser(parser)
@@ -654,6 +670,8 @@ class Server:
         engine = self.engine
         engine.configure(**self._engine_options())
         http = HttpServer(max_body_size=self.max_http_buffer_size + _BODY_SLACK)
+        if self.trusted_proxies is not None:
+            http.trust_proxies(self.trusted_proxies)
         # the longest prefix wins, so the client files are found before the engine's path
         http.mount(self.path + "/", engine.handle_request)
         if client_directory:

@@ -292,6 +292,11 @@ def test_bad_option_values_are_usage_errors(app_dir: Path) -> None:
     assert run_cli("run", cwd=app_dir).returncode == 2
 
 
+def test_bad_trusted_proxies_is_a_usage_error(app_dir: Path) -> None:
+    result = run_cli("run", "fixture_app:sio", "--trusted-proxies", "10.0.0.0/8,nginx", cwd=app_dir)
+    assert_usage_error(result, "'nginx' is not an IP address or network")
+
+
 def test_an_error_inside_the_app_keeps_its_traceback(tmp_path: Path) -> None:
     # A bug in the app is not a usage error: its author needs the traceback.
     (tmp_path / "broken.py").write_text("import no_such_dependency_here\n")

@@ -70,6 +70,8 @@ class HttpServer:
         self.max_streamed_body_size: int | None = None
         # connect_accepted_socket() coroutines of connections being adopted -> their sockets
         self._adopting: dict[Any, socket.socket] = {}
+        #: the trusted reverse proxies (see trust_proxies), or None
+        self.proxies: Any = None
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -90,6 +92,21 @@ class HttpServer:
             if path.startswith(base_slash) or path == base:
                 return handler, base
         return self.default_handler, ""
+
+    def trust_proxies(self, proxies: Any) -> None:
+        """Behind a reverse proxy: requests from one of ``proxies`` (an ``http.proxy.
+        TrustedProxies``) get the client's address and scheme in ``request.client`` and
+        ``request.secure`` before they are dispatched. None: off, and then nothing is done per
+        request (``dispatch`` is the plain method again)."""
+        self.proxies = proxies
+        if proxies is None:
+            self.__dict__.pop("dispatch", None)
+        else:
+            self.dispatch = self._dispatch_behind_proxy  # type: ignore[method-assign]
+
+    def _dispatch_behind_proxy(self, request: Request) -> None:
+        self.proxies.apply(request)
+        HttpServer.dispatch(self, request)
 
     def dispatch(self, request: Request) -> None:
         handler, request.mount_path = self.route(request.path)
