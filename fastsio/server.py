@@ -247,13 +247,13 @@ class Server:
         self.http_compression = http_compression_options(http_compression)
         #: the sid cookie of the polling handshake's answer (Node's ``cookie``), as given
         self.cookie = cookie
-        from .http.proxy import TrustedProxies
-
         #: the reverse proxies whose forwarding headers are believed (None: the peer is the
         #: client); see fastsio.http.proxy
-        self.trusted_proxies: TrustedProxies | None = (
-            None if trusted_proxies is None else TrustedProxies(trusted_proxies, proxy_headers)
-        )
+        self.trusted_proxies: Any = None
+        if trusted_proxies is not None:
+            from .http.proxy import TrustedProxies
+
+            self.trusted_proxies = TrustedProxies(trusted_proxies, proxy_headers)
         #: the packet parser (server-wide, as in Node) and its (type, nsp, data, id) encoder;
         #: Socket.IO v2 clients get its ``for_eio3()`` variant where it has one
         self.parser = resolve_parser(parser)
