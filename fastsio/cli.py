@@ -277,6 +277,8 @@ def run_server(options: argparse.Namespace) -> int:
     if options.root_path:
         sio.root_path = "/" + options.root_path.strip("/")
     apply_proxy_options(sio, options)
+    if getattr(options, "access_log", False):
+        sio.access_log = True
 
     speedups = "compiled" if speedups_enabled() else "pure Python"
     workers = getattr(options, "workers", "1")
@@ -411,6 +413,8 @@ def child_command(options: argparse.Namespace) -> list[str]:
                 flag == "--serve-client" and Path(value).is_dir()
             )
             command += [flag, str(Path(value).resolve()) if is_path else value]
+    if getattr(options, "access_log", False):
+        command.append("--access-log")
     if getattr(options, "trusted_proxies", None):
         command += ["--trusted-proxies", options.trusted_proxies]
         command += ["--proxy-headers", options.proxy_headers]
@@ -508,7 +512,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     run.add_argument("--static", metavar="DIR", help="serve the files in DIR at '/'")
     run.add_argument(
-        "--log-level", choices=LOG_LEVELS, default="info", help="logging level (default info)"
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="logging level (default info: connections opened and closed, refusals, errors;"
+        " debug adds every packet, truncated)",
+    )
+    run.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log one line per HTTP request (logger fastsio.http.access, at info level)",
     )
     run.add_argument(
         "--trusted-proxies",

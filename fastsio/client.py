@@ -11,10 +11,12 @@ binary attachments are the same, so one encoded broadcast serves both kinds of c
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from . import _eager, _impl
+from .engine.packetlog import describe_packet
 from .protocol.errors import ProtocolError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,7 +77,11 @@ class Client:
         timeout = server.connect_timeout
         if timeout:
             self._connect_timer = session.loop.call_later(timeout, self._connect_timed_out)
-        session.on_message = self._on_message
+        if server.logger.isEnabledFor(logging.DEBUG):
+            # incoming packets logged: decided once per connection, nothing per packet when off
+            session.on_message = self._on_message_logged
+        else:
+            session.on_message = self._on_message
         session.on_close = self._on_close
         # the Socket.IO server's bound on what may wait to be sent to this client
         session.max_buffered_bytes = server.max_buffered_bytes
@@ -84,6 +90,12 @@ class Client:
         return f"<Client {getattr(self.session, 'sid', '?')} namespaces={list(self.sockets)}>"
 
     # -- incoming --------------------------------------------------------------------------------
+
+    def _on_message_logged(self, data: Any) -> None:
+        self.server.logger.debug(
+            "session %s <- %s", getattr(self.session, "sid", "?"), describe_packet(data)
+        )
+        self._on_message(data)
 
     def _on_message(self, data: Any) -> None:
         """An Engine.IO message: a Socket.IO text packet or a binary attachment."""

@@ -333,6 +333,14 @@ class Namespace:
                 return
             if isinstance(exc, ConnectionRefused):
                 payload = exc.error_payload()
+                self.server.logger.info(
+                    "connection to namespace %s refused by a middleware: socket=%s address=%s"
+                    " message=%r",
+                    self.name,
+                    socket.id,
+                    socket.handshake.address,
+                    payload.get("message"),
+                )
             else:
                 self.server.logger.error(
                     "middleware of namespace %s refused a connection", self.name, exc_info=exc

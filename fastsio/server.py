@@ -165,6 +165,9 @@ class Server:
     past every trusted hop; ``proxy_headers="forwarded"`` reads RFC 7239's ``Forwarded``
     instead (only the one the proxies write is read: a client could forge the other). See
     :mod:`fastsio.http.proxy`.
+    ``access_log``: log one line per answered HTTP request (client, request line, status, size,
+    time) on the ``fastsio.http.access`` logger at INFO level (``fastsio run --access-log``).
+    What is logged otherwise: see the README's "Logging".
     """
 
     def __init__(
@@ -197,6 +200,7 @@ class Server:
         cookie: bool | dict = False,
         trusted_proxies: Iterable[str] | str | None = None,
         proxy_headers: str = "x-forwarded",
+        access_log: bool = False,
     ) -> None:
         self.path = "/" + path.strip("/")
         self.cors_allowed_origins = cors_allowed_origins
@@ -247,6 +251,8 @@ class Server:
         self.http_compression = http_compression_options(http_compression)
         #: the sid cookie of the polling handshake's answer (Node's ``cookie``), as given
         self.cookie = cookie
+        #: one line per HTTP request answered, on the fastsio.http.access logger (INFO)
+        self.access_log = bool(access_log)
         #: the reverse proxies whose forwarding headers are believed (None: the peer is the
         #: client); see fastsio.http.proxy
         self.trusted_proxies: Any = None
@@ -672,6 +678,8 @@ class Server:
         http = HttpServer(max_body_size=self.max_http_buffer_size + _BODY_SLACK)
         if self.trusted_proxies is not None:
             http.trust_proxies(self.trusted_proxies)
+        if self.access_log:
+            http.log_access()
         # the longest prefix wins, so the client files are found before the engine's path
         http.mount(self.path + "/", engine.handle_request)
         if client_directory:

@@ -43,6 +43,7 @@ from .session3 import EngineSession3
 logger = logging.getLogger("fastsio.engine")
 
 KNOWN_TRANSPORTS = ("polling", "websocket")
+_REFUSED_ORIGINS_KEPT = 1000  # origins warned about once each (then debug): a bounded set
 
 
 def http_body_limit(max_http_buffer_size: int) -> int:
@@ -82,6 +83,8 @@ class EngineServer:
         # the one flag the common response reads
         self._extra_headers = False
         self._closing = False
+        # origins warned about once each (then at debug level): see _log_refused_origin
+        self._refused_origins: set[str] = set()
         self.configure(**options)
 
     def configure(
@@ -199,6 +202,7 @@ class EngineServer:
             and self.cors_allowed_origins is not None
             and not origin_allowed(origin, self.cors_allowed_origins)
         ):
+            self._log_refused_origin(origin, request)
             self._refuse(request, 403, FORBIDDEN, {"name": "ORIGIN_NOT_ALLOWED", "origin": origin})
             return
         if request.method == "OPTIONS":
@@ -208,6 +212,14 @@ class EngineServer:
         query = request.query
         transport = query.get("transport")
         if transport not in self.transports:
+            logger.debug(
+                "%s %s from %s: transport %r not served (%s): 400 Transport unknown",
+                request.method,
+                request.url,
+                request.client[0],
+                transport,
+                ", ".join(self.transports),
+            )
             self._refuse(request, 400, TRANSPORT_UNKNOWN, {"transport": transport})
             return
         eio = query.get("EIO")
@@ -222,6 +234,7 @@ class EngineServer:
                 self._refuse(request, 400, TRANSPORT_UNKNOWN, {"transport": "jsonp"})
                 return
         else:
+            self._log_bad_version(eio, request)
             self._refuse(request, 400, UNSUPPORTED_PROTOCOL_VERSION, {"protocol": eio})
             return
         # The order of the checks is Node's: an unknown sid is reported before a websocket
@@ -232,6 +245,8 @@ class EngineServer:
             # Not here: another worker's session is handed over to it (the only place that pays
             # for several workers; a request on its owner never gets here)
             if self.handover is None or not self._hand_over(request, sid):
+                # usual after a restart or a ping timeout: the client reconnects by itself
+                logger.debug("request for unknown session %s from %s", sid, request.client[0])
                 self._refuse(request, 400, SESSION_ID_UNKNOWN, {"sid": sid})
         elif transport == "websocket" and not request.is_websocket:
             if session is None:
@@ -318,7 +333,7 @@ class EngineServer:
         elif verdict:
             self._new_session(request, transport, protocol)
         else:
-            self._refuse(request, 403, FORBIDDEN, {})
+            self._refused_by_allow_request(request)
 
     def _run_handshake(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -340,7 +355,46 @@ class EngineServer:
         if allowed:
             self._new_session(request, transport, protocol)
         else:
-            self._refuse(request, 403, FORBIDDEN, {})
+            self._refused_by_allow_request(request)
+
+    def _refused_by_allow_request(self, request: Any) -> None:
+        logger.info(
+            "handshake refused by allow_request: address=%s origin=%s",
+            request.client[0],
+            request.headers.get("origin"),
+        )
+        self._refuse(request, 403, FORBIDDEN, {})
+
+    def _log_refused_origin(self, origin: str, request: Any) -> None:
+        """A browser page of an origin not in ``cors_allowed_origins``: a warning the first time
+        for each origin (the page retries in a loop), then at debug level."""
+        warned = self._refused_origins
+        level = logging.DEBUG
+        if origin not in warned and len(warned) < _REFUSED_ORIGINS_KEPT:
+            warned.add(origin)
+            level = logging.WARNING
+        logger.log(
+            level,
+            "refused a request from origin %r (address=%s): not in cors_allowed_origins=%r;"
+            " the page sees a CORS error and retries (add the origin, exactly as the browser"
+            " sends it, e.g. http://localhost:8000 and http://127.0.0.1:8000 are two origins)",
+            origin,
+            request.client[0],
+            self.cors_allowed_origins,
+        )
+
+    def _log_bad_version(self, eio: str | None, request: Any) -> None:
+        hint = ""
+        if eio == "3":
+            hint = " (socket.io-client 2.x: Server(allow_eio3=True) accepts it)"
+        elif eio is None:
+            hint = " (no EIO in the query: not a Socket.IO client?)"
+        logger.info(
+            "handshake refused: unsupported protocol version EIO=%s from address=%s%s",
+            eio,
+            request.client[0],
+            hint,
+        )
 
     def _new_session(self, request: Any, transport: str, protocol: int) -> None:
         """Open a session with a new sid: ours, or ``generate_id``'s (maybe awaited)."""
@@ -396,7 +450,12 @@ class EngineServer:
             self._refuse(request, 503, BAD_REQUEST, {"name": "SERVER_SHUTTING_DOWN"})
             return
         loop = request.loop
-        session_class = EngineSession if protocol == 4 else EngineSession3
+        if logger.isEnabledFor(logging.DEBUG):  # packets logged: decided once per session
+            from .packetlog import PacketLoggingSession, PacketLoggingSession3
+
+            session_class: Any = PacketLoggingSession if protocol == 4 else PacketLoggingSession3
+        else:
+            session_class = EngineSession if protocol == 4 else EngineSession3
         session = session_class(self, sid, request, loop)
         self.sessions[sid] = session
         upgrades = self._upgrades_for_polling if transport == "polling" else []
@@ -409,6 +468,13 @@ class EngineServer:
         if protocol == 4:
             fields["maxPayload"] = self.max_http_buffer_size  # v4 only (engine.io-protocol)
         session.open(transport, OPEN_PACKET + orjson.dumps(fields).decode())
+        logger.info(
+            "connection opened: sid=%s address=%s transport=%s protocol=%d",
+            sid,
+            request.client[0],
+            transport,
+            protocol,
+        )
         try:
             self.on_connection(session)
         except Exception:

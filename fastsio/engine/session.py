@@ -407,6 +407,13 @@ class EngineSession:
         self.server.remove_session(self)
 
     def _notify_close(self, reason: str) -> None:
+        logger.info(
+            "connection closed: sid=%s address=%s transport=%s reason=%r",
+            self.sid,
+            self.request.client[0],
+            self.transport_name,
+            reason,
+        )
         try:
             self.on_close(reason)
         except Exception:

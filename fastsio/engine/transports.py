@@ -45,6 +45,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger("fastsio.engine")
 
+
+def log_oversize(session: EngineSession) -> None:
+    """A WebSocket closed with 1009: a message over max_http_buffer_size (inflated)."""
+    logger.warning(
+        "session %s: WebSocket message over max_http_buffer_size (%d bytes); closed with 1009",
+        session.sid,
+        session.server.max_http_buffer_size,
+    )
+
+
 # A polling client that stops fetching must not let its queue grow without bound: past this many
 # queued packets the session ends (the heartbeat would end it soon anyway).
 MAX_POLLING_BUFFER = 100_000
@@ -178,6 +188,13 @@ class PollingTransport:
         server = self.server
         session = self.session
         if len(request.body) > server.max_http_buffer_size:
+            logger.warning(
+                "session %s: polling POST of %d bytes is over max_http_buffer_size (%d);"
+                " closing the session",
+                session.sid,
+                len(request.body),
+                server.max_http_buffer_size,
+            )
             server.respond_error(request, 413, BAD_REQUEST, "Payload too large")
             session.abort("transport error")
             return
@@ -346,6 +363,8 @@ class WebSocketTransport:
             session.deliver(data)
 
     def on_close(self, code: int, reason: str) -> None:
+        if code == 1009:
+            log_oversize(self.session)
         self.session.abort("transport close")
 
     # -- the session's side -----------------------------------------------------------------------
@@ -407,6 +426,8 @@ class UpgradeProbe:
         self.fail(1003, "unexpected binary packet during upgrade")
 
     def on_close(self, code: int, reason: str) -> None:
+        if code == 1009:
+            log_oversize(self.session)
         self.timer.cancel()
         self.session.upgrade_failed(self)
 

@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 from .._impl import TickWriter, WebSocketConnection
+from .access_log import AccessLogged
 from .protocol import AdoptedHttpProtocol, HttpProtocol, WorkerHttpProtocol
 from .request import Request
 
@@ -72,6 +73,8 @@ class HttpServer:
         self._adopting: dict[Any, socket.socket] = {}
         #: the trusted reverse proxies (see trust_proxies), or None
         self.proxies: Any = None
+        #: whether answered requests are logged (see log_access)
+        self.access_log = False
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -96,16 +99,30 @@ class HttpServer:
     def trust_proxies(self, proxies: Any) -> None:
         """Behind a reverse proxy: requests from one of ``proxies`` (an ``http.proxy.
         TrustedProxies``) get the client's address and scheme in ``request.client`` and
-        ``request.secure`` before they are dispatched. None: off, and then nothing is done per
-        request (``dispatch`` is the plain method again)."""
+        ``request.secure`` before they are dispatched. None: off."""
         self.proxies = proxies
-        if proxies is None:
+        self._choose_dispatch()
+
+    def log_access(self, enabled: bool = True) -> None:
+        """One line per answered request on the ``fastsio.http.access`` logger (INFO): client,
+        request line, status, body size, time taken; a WebSocket upgrade is logged with 101."""
+        self.access_log = bool(enabled)
+        self._choose_dispatch()
+
+    def _choose_dispatch(self) -> None:
+        # the plain method unless a per-request option is on: nothing is looked at per request
+        # for options that are off
+        if self.proxies is None and not self.access_log:
             self.__dict__.pop("dispatch", None)
         else:
-            self.dispatch = self._dispatch_behind_proxy  # type: ignore[method-assign]
+            self.dispatch = self._dispatch_with_options  # type: ignore[method-assign]
 
-    def _dispatch_behind_proxy(self, request: Request) -> None:
-        self.proxies.apply(request)
+    def _dispatch_with_options(self, request: Request) -> None:
+        proxies = self.proxies
+        if proxies is not None:
+            proxies.apply(request)
+        if self.access_log and request._protocol is not None:
+            request._protocol = AccessLogged(request._protocol)
         HttpServer.dispatch(self, request)
 
     def dispatch(self, request: Request) -> None:
