@@ -83,9 +83,9 @@ _CALLBACK_HINT = (
 )
 
 
-def _emit_hint(to: Any, room: Any, skip_sid: Any, namespace: Any) -> str:
-    """The fastsio spelling of a python-socketio ``emit(..., to=, room=, skip_sid=,
-    namespace=)``."""
+def _refuse_python_socketio(to: Any, room: Any, skip_sid: Any, namespace: Any) -> None:
+    """python-socketio's ``emit(..., to=, room=, skip_sid=, namespace=)``: a TypeError naming
+    the fastsio spelling."""
     chain = "sio"
     if namespace is not None:
         chain += f".of({namespace!r})"
@@ -94,7 +94,7 @@ def _emit_hint(to: Any, room: Any, skip_sid: Any, namespace: Any) -> str:
         chain += f".to({target!r})"
     if skip_sid is not None:
         chain += f".except_({skip_sid!r})"
-    return (
+    raise TypeError(
         "emit/send(..., to=, room=, skip_sid=, namespace=) are python-socketio's; in fastsio:"
         f" {chain}.emit(event, ...) (a socket id is a room; in a handler, socket.emit(...) answers"
         " the sender and socket.broadcast.emit(...) reaches everyone else)"
@@ -442,7 +442,7 @@ class Server:
         ``namespace`` and ``callback`` are python-socketio's: they raise a TypeError that names
         fastsio's way."""
         if to is not None or room is not None or skip_sid is not None or namespace is not None:
-            raise TypeError(_emit_hint(to, room, skip_sid, namespace))
+            _refuse_python_socketio(to, room, skip_sid, namespace)
         if callback is not None:
             raise TypeError(_CALLBACK_HINT)
         return self.main_namespace.emit(event, *args, ack=ack)
@@ -459,7 +459,7 @@ class Server:
     ) -> bool:
         """``emit("message", *args)`` to every socket of the main namespace (Node's ``send``)."""
         if to is not None or room is not None or skip_sid is not None or namespace is not None:
-            raise TypeError(_emit_hint(to, room, skip_sid, namespace))
+            _refuse_python_socketio(to, room, skip_sid, namespace)
         if callback is not None:
             raise TypeError(_CALLBACK_HINT)
         return self.main_namespace.send(*args, ack=ack)
