@@ -353,6 +353,26 @@ def test_run_file_path_and_factory(app_dir: Path, start_server, tmp_path_factory
     assert wait_until_serving(handshake_url(port)).startswith(b"0{")
 
 
+def test_access_log_and_trusted_proxies_in_the_log(app_dir: Path, start_server) -> None:
+    port = free_port()
+    server = start_server(
+        "run", "fixture_app:sio", "--port", str(port), "--access-log",
+        "--trusted-proxies", "127.0.0.1", cwd=app_dir,
+    )  # fmt: skip
+    server.wait_for(URL_LINE.format(port=port))
+    wait_until_serving(handshake_url(port))
+    request = urllib.request.Request(
+        handshake_url(port), headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.5"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+    server.wait_for(
+        r'INFO fastsio\.http\.access: 203\.0\.113\.5 "GET /socket\.io/\?EIO=4&transport=polling'
+        r' HTTP/1\.1" 200 \d+ [\d.]+ms$'
+    )
+    server.wait_for(r"INFO fastsio\.engine: connection opened: sid=\S+ address=203\.0\.113\.5 ")
+
+
 def test_static_serves_a_file(app_dir: Path, start_server) -> None:
     public = app_dir / "public"
     public.mkdir()
