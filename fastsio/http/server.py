@@ -122,7 +122,8 @@ class HttpServer:
         if proxies is not None:
             proxies.apply(request)
         if self.access_log and request._protocol is not None:
-            request._protocol = AccessLogged(request._protocol)
+            # it answers every call a Request makes of its protocol
+            request._protocol = AccessLogged(request._protocol)  # type: ignore[assignment]
         HttpServer.dispatch(self, request)
 
     def dispatch(self, request: Request) -> None:
