@@ -8,7 +8,8 @@ writes the same objects to every target session (``fanout``), as Node's in-memor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from . import _impl
@@ -19,6 +20,8 @@ __all__ = [
     "Adapter",
     "BroadcastOptions",
     "InMemoryAdapter",
+    "ReadOnlyIndex",
+    "ReadOnlySet",
     "deflated_frames",
     "fanout",
     "fanout_compressed",
@@ -316,14 +319,70 @@ class Adapter:
             ack(None, [])  # no other server: nobody to wait for
 
 
+# -- read-only views of the room index ----------------------------------------------------------
+
+
+class ReadOnlySet(AbstractSet):
+    """A live view of a set that cannot change it (``adapter.rooms[room]``): ``in``, ``len``,
+    iteration and the set comparisons and operators (which return new sets)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: set) -> None:
+        self._items = items
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __iter__(self) -> Iterator:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"ReadOnlySet({self._items!r})"
+
+    @classmethod
+    def _from_iterable(cls, items: Iterable) -> set:
+        return set(items)  # ``view | other``: a plain new set, not another view
+
+
+class ReadOnlyIndex(Mapping):
+    """A live view of an adapter's index (room -> ids, or id -> rooms) that cannot change it:
+    its values are :class:`ReadOnlySet` views. Take ``dict(view)`` or ``set(view[key])`` for a
+    snapshot; iterating while sockets join or leave fails as iterating the dict would."""
+
+    __slots__ = ("_index",)
+
+    def __init__(self, index: dict) -> None:
+        self._index = index
+
+    def __getitem__(self, key: Any) -> ReadOnlySet:
+        return ReadOnlySet(self._index[key])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def __iter__(self) -> Iterator:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __repr__(self) -> str:
+        return f"ReadOnlyIndex({self._index!r})"
+
+
 # -- the local adapter ------------------------------------------------------------------------
 
 
 class InMemoryAdapter(Adapter):
     """Rooms of one namespace, kept in this process.
 
-    ``rooms``: room -> socket ids; ``sids``: socket id -> rooms. Every socket is in the room named
-    by its own id. Methods that select sockets take a :class:`BroadcastOptions`.
+    ``rooms``: room -> socket ids; ``sids``: socket id -> rooms (read-only views of ``_rooms`` and
+    ``_sids``, which subclasses use directly). Every socket is in the room named by its own id.
+    Methods that select sockets take a :class:`BroadcastOptions`.
     """
 
     #: ``listener("join" | "leave", room, sid)`` for every change of a local socket's rooms
@@ -333,8 +392,20 @@ class InMemoryAdapter(Adapter):
 
     def __init__(self, nsp: Any) -> None:
         self.nsp = nsp
-        self.rooms: dict = {}
-        self.sids: dict = {}
+        self._rooms: dict = {}
+        self._sids: dict = {}
+
+    @property
+    def rooms(self) -> Mapping:
+        """Room -> the ids of its local sockets: a live, read-only view (Node's
+        ``adapter.rooms``). Join and leave through the sockets (or ``sockets_join``)."""
+        return ReadOnlyIndex(self._rooms)
+
+    @property
+    def sids(self) -> Mapping:
+        """Socket id -> its rooms, for the local sockets: a live, read-only view (Node's
+        ``adapter.sids``)."""
+        return ReadOnlyIndex(self._sids)
 
     # room bookkeeping
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
@@ -342,10 +413,10 @@ class InMemoryAdapter(Adapter):
         if self.room_listener is not None:
             self._add_all_observed(sid, rooms)
             return
-        own = self.sids.get(sid)
+        own = self._sids.get(sid)
         if own is None:
-            own = self.sids[sid] = set()
-        all_rooms = self.rooms
+            own = self._sids[sid] = set()
+        all_rooms = self._rooms
         for room in rooms:
             own.add(room)
             members = all_rooms.get(room)
@@ -356,7 +427,7 @@ class InMemoryAdapter(Adapter):
 
     def delete(self, sid: str, room: str) -> None:
         """Remove socket ``sid`` from ``room``."""
-        own = self.sids.get(sid)
+        own = self._sids.get(sid)
         joined = own is not None and room in own
         if own is not None:
             own.discard(room)
@@ -366,7 +437,7 @@ class InMemoryAdapter(Adapter):
 
     def del_all(self, sid: str) -> None:
         """Remove socket ``sid`` from all its rooms."""
-        own = self.sids.pop(sid, None)
+        own = self._sids.pop(sid, None)
         if own:
             for room in own:
                 self._leave(room, sid)
@@ -377,7 +448,7 @@ class InMemoryAdapter(Adapter):
 
     def _add_all_observed(self, sid: str, rooms: Iterable[str]) -> None:
         rooms = tuple(rooms)
-        own = self.sids.get(sid) or ()
+        own = self._sids.get(sid) or ()
         joined = [room for room in dict.fromkeys(rooms) if room not in own]
         listener = self.room_listener
         self.room_listener = None  # the plain path, then the notifications
@@ -389,11 +460,11 @@ class InMemoryAdapter(Adapter):
             listener("join", room, sid)  # type: ignore[misc]
 
     def _leave(self, room: str, sid: str) -> None:
-        members = self.rooms.get(room)
+        members = self._rooms.get(room)
         if members is not None:
             members.discard(sid)
             if not members:
-                del self.rooms[room]
+                del self._rooms[room]
 
     def sockets(self, rooms: Iterable[str] = ()) -> set:
         """The ids of the local sockets in any of ``rooms`` (all sockets when empty)."""
@@ -404,7 +475,7 @@ class InMemoryAdapter(Adapter):
 
     def socket_rooms(self, sid: str) -> set | None:
         """The rooms of socket ``sid`` (the adapter's own set: do not change it), or None."""
-        return self.sids.get(sid)
+        return self._sids.get(sid)
 
     # selecting sockets
     def select(self, opts: BroadcastOptions) -> list:
@@ -417,14 +488,14 @@ class InMemoryAdapter(Adapter):
         if rooms:
             if len(rooms) == 1 and excluded is None:
                 for room in rooms:
-                    for sid in self.rooms.get(room, ()):
+                    for sid in self._rooms.get(room, ()):
                         socket = get(sid)
                         if socket is not None:
                             out.append(socket)
                 return out
             seen: set = set()
             for room in rooms:
-                members = self.rooms.get(room)
+                members = self._rooms.get(room)
                 if not members:
                     continue
                 for sid in members:
@@ -442,7 +513,7 @@ class InMemoryAdapter(Adapter):
     def _excluded(self, except_rooms: Iterable[str]) -> set:
         excluded: set = set()
         for room in except_rooms:
-            members = self.rooms.get(room)
+            members = self._rooms.get(room)
             if members:
                 excluded.update(members)
         return excluded

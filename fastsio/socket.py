@@ -522,6 +522,14 @@ class Socket:
         """Leave a room."""
         self.adapter.delete(self.id, room)
 
+    def leave_all(self) -> None:
+        """Leave every room but the one named by this socket's id (so ``sio.to(socket.id)``
+        still reaches it: ``socket.rooms`` always holds ``socket.id``)."""
+        own = self.adapter.socket_rooms(self.id)
+        if own:
+            for room in [room for room in own if room != self.id]:
+                self.adapter.delete(self.id, room)
+
     # -- broadcasting from this socket (the sender is left out) ---------------------------------
 
     def _operator(self) -> BroadcastOperator:

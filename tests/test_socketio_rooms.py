@@ -328,3 +328,69 @@ async def test_rooms_joined_in_middleware_are_kept_on_connect(sio):
     sio.use(lambda socket: socket.join("lobby"))
     _, sid = FakeEngine(sio).connect()
     assert sio.sockets[sid].rooms == {sid, "lobby"}
+
+
+async def test_leave_all_keeps_the_own_room(sio, three):
+    a, b = three.sockets["a"], three.sockets["b"]
+    left = []
+    adapter = sio.of("/").adapter
+    adapter.room_listener = lambda kind, room, sid: left.append((kind, room, sid))
+    a.leave_all()
+    assert a.rooms == {a.id}
+    assert sorted(left) == [("leave", "r1", a.id), ("leave", "r2", a.id)]
+    assert "r2" not in adapter.rooms and set(adapter.rooms["r1"]) == {b.id}
+    sio.to("r1").emit("x")
+    assert three.who() == "b"
+    sio.to(a.id).emit("private")  # still reachable by its id, as every socket
+    assert three.received()["a"] == [["private"]]
+    a.leave_all()  # nothing left to leave: no error, no notification
+    assert a.rooms == {a.id} and len(left) == 2
+
+
+async def test_leave_all_after_disconnect_is_a_no_op(sio, three):
+    a = three.sockets["a"]
+    three.sessions["a"].drop()
+    a.leave_all()
+    assert a.rooms == set()
+
+
+async def test_adapter_rooms_and_sids_are_read_only_live_views(sio, three):
+    adapter = sio.of("/").adapter
+    a, b, c = (three.sockets[name] for name in "abc")
+    rooms, sids = adapter.rooms, adapter.sids
+    assert dict(rooms) == {
+        a.id: {a.id},
+        b.id: {b.id},
+        c.id: {c.id},
+        "r1": {a.id, b.id},
+        "r2": {a.id},
+    }
+    assert sids[a.id] == {a.id, "r1", "r2"} and len(sids) == 3
+    assert "r1" in rooms and "nobody" not in rooms and rooms.get("nobody") is None
+    assert a.id in rooms["r1"] and len(rooms["r1"]) == 2
+    assert rooms["r1"] | {"x"} == {a.id, b.id, "x"} and isinstance(rooms["r1"] & {a.id}, set)
+    # live: a later join shows in views taken before
+    members = rooms["r1"]
+    c.join("r1")
+    assert c.id in members and "r1" in sids[c.id]
+    # and not writable, neither the index nor its sets
+    with pytest.raises(TypeError):
+        rooms["r3"] = {a.id}  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del sids[a.id]  # type: ignore[attr-defined]
+    for forbidden in ("add", "discard", "remove", "clear", "update", "pop"):
+        assert not hasattr(members, forbidden), forbidden
+    for forbidden in ("pop", "clear", "update", "setdefault"):
+        assert not hasattr(rooms, forbidden), forbidden
+    with pytest.raises(AttributeError):
+        adapter.rooms = {}  # the property has no setter
+    assert set(adapter.rooms["r1"]) == {a.id, b.id, c.id}
+
+
+async def test_fetch_sockets_of_a_room_as_the_guides_clients(sio, three):
+    # io.of("/").in("r1").clients((err, ids) => ...) of socket.io 2 is fetch_sockets now
+    ids = sorted(s.id for s in await sio.in_("r1").fetch_sockets())
+    assert ids == sorted(three.sockets[name].id for name in "ab")
+    assert sorted(s.id for s in await sio.of("/").in_("r2").fetch_sockets()) == [
+        three.sockets["a"].id
+    ]

@@ -197,7 +197,7 @@ class RedisAdapter(InMemoryAdapter):
         await subscriber.psubscribe(
             self.channel + "*",
             self._on_broadcast,
-            wants=broadcast_filter(self._prefix_length, self.rooms, self._own_prefix),
+            wants=broadcast_filter(self._prefix_length, self._rooms, self._own_prefix),
         )
         for channel in (
             self.request_channel,
@@ -272,7 +272,7 @@ class RedisAdapter(InMemoryAdapter):
                 room = channel[prefix_length:-1].decode()
             except UnicodeDecodeError:
                 return
-            rooms = self.rooms
+            rooms = self._rooms
             if room not in rooms and not (room.isascii() and room.isdigit() and int(room) in rooms):
                 return
         elif channel != self._channel_prefix:
@@ -386,7 +386,7 @@ class RedisAdapter(InMemoryAdapter):
 
     async def all_rooms(self) -> set:
         """The rooms of every server (Node's ``adapter.allRooms()``)."""
-        rooms = set(self.rooms)
+        rooms = set(self._rooms)
         answers = await self._ask_others(
             RequestType.ALL_ROOMS, self.factory.requests_timeout, "all_rooms", {}
         )
@@ -459,7 +459,7 @@ class RedisAdapter(InMemoryAdapter):
         if request.get("requestId") in self.requests:
             return
         self._publish_response(
-            request, json_dumps({"requestId": request.get("requestId"), "rooms": list(self.rooms)})
+            request, json_dumps({"requestId": request.get("requestId"), "rooms": list(self._rooms)})
         )
 
     def _apply_join(self, request: dict) -> None:

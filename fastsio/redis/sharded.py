@@ -266,26 +266,26 @@ class ShardedRedisAdapter(ClusterAdapter):
             return
         if type(rooms) not in (tuple, list, frozenset, set):
             rooms = list(rooms)
-        existing = self.rooms
+        existing = self._rooms
         created = [room for room in rooms if room not in existing]
         InMemoryAdapter.add_all(self, sid, rooms)
         for room in created:
             # Node's shouldUseASeparateNamespace: in "dynamic" mode not a socket's own room
-            if (self._private or room not in self.sids) and room not in self.room_channels:
+            if (self._private or room not in self._sids) and room not in self.room_channels:
                 self.room_channels.add(room)
                 if self._initialised:
                     self._change_subscription(room, True)
 
     def delete(self, sid: str, room: str) -> None:
         InMemoryAdapter.delete(self, sid, room)
-        if room in self.room_channels and room not in self.rooms:
+        if room in self.room_channels and room not in self._rooms:
             self._room_gone(room)
 
     def del_all(self, sid: str) -> None:
-        own = self.sids.get(sid)
+        own = self._sids.get(sid)
         InMemoryAdapter.del_all(self, sid)
         if own and self.room_channels:
-            rooms = self.rooms
+            rooms = self._rooms
             for room in own:
                 if room in self.room_channels and room not in rooms:
                     self._room_gone(room)
