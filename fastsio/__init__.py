@@ -30,11 +30,12 @@ from .http.request import Request
 from .http.routes import Response
 from .namespace import Namespace, ParentNamespace
 from .server import Server, ssl_context
-from .socket import Handshake, Socket
+from .socket import DROP, Handshake, Socket
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DROP",
     "RESERVED_EVENTS",
     "SPEEDUPS",
     "ASGIApp",

@@ -510,6 +510,22 @@ class InMemoryAdapter(Adapter):
             return list(sockets.values())
         return [socket for sid, socket in sockets.items() if sid not in excluded]
 
+    def _notify_outgoing(self, watched: set, opts: BroadcastOptions, data: list) -> None:
+        """Tell the targets of a broadcast that have outgoing listeners (Node calls
+        ``notifyOutgoingListeners`` for each socket a broadcast reaches). Only the sockets in
+        ``watched`` are looked at, each by its own rooms, so the other targets pay nothing and
+        the packet is still encoded once for all."""
+        sids = self._sids
+        rooms = opts.rooms
+        except_rooms = opts.except_rooms
+        for socket in tuple(watched):
+            own = sids.get(socket.id, _EMPTY)
+            if rooms and own.isdisjoint(rooms):
+                continue
+            if except_rooms and not own.isdisjoint(except_rooms):
+                continue
+            socket._notify_outgoing(data)
+
     def _excluded(self, except_rooms: Iterable[str]) -> set:
         excluded: set = set()
         for room in except_rooms:
@@ -528,6 +544,8 @@ class InMemoryAdapter(Adapter):
         nsp = self.nsp
         server = nsp.server
         parts = server.encode_packet(packet.type, nsp.name, packet.data, packet.id)
+        if nsp._outgoing_sockets:
+            self._notify_outgoing(nsp._outgoing_sockets, opts, packet.data)
         packets, frames = prepare_packets(parts)
         sessions = [socket.client.session for socket in sockets]
         deflate = server.per_message_deflate
@@ -566,6 +584,8 @@ class InMemoryAdapter(Adapter):
             return
         server = nsp.server
         parts = server.encode_packet(packet.type, nsp.name, packet.data, packet.id)
+        if nsp._outgoing_sockets:
+            self._notify_outgoing(nsp._outgoing_sockets, opts, packet.data)
         packets, frames = prepare_packets(parts)
         sessions = [socket.client.session for socket in sockets]
         deflate = server.per_message_deflate

@@ -11,8 +11,8 @@ and received event is reported as it happens. With a cluster adapter (Redis, ``-
 these go through the adapter like any broadcast, so one UI sees every server.
 
 Not reported (yet): the bytes and packets per second of the dashboard's charts (Node counts
-them per Engine.IO packet; the other aggregated events are there), outgoing events (fastsio has
-no ``on_any_outgoing`` yet), later changes of ``socket.data``, and transport upgrades.
+them per Engine.IO packet; the other aggregated events are there), outgoing events (not wired
+to ``on_any_outgoing``), later changes of ``socket.data``, and transport upgrades.
 """
 
 from __future__ import annotations

@@ -41,6 +41,9 @@ class Namespace:
         self.parent = parent
         #: connected sockets by id
         self.sockets: dict = {}
+        #: the connected sockets with outgoing catch-all listeners (``socket.on_any_outgoing``):
+        #: the only ones a broadcast has to tell (InMemoryAdapter.broadcast)
+        self._outgoing_sockets: set = set()
         # connection attempts whose middleware has not finished (a child namespace is not removed
         # while one is running: it would connect to a namespace that is gone)
         self._pending = 0
@@ -49,9 +52,11 @@ class Namespace:
             # registered later apply to children already created too
             self._handlers: dict = parent._handlers
             self._middlewares: list = parent._middlewares
+            self._packet_middlewares: list = parent._packet_middlewares
         else:
             self._handlers = {}
             self._middlewares = []
+            self._packet_middlewares = []
         #: handlers of the events other servers send (``server_side_emit``), by name
         self._server_handlers: dict = parent._server_handlers if parent is not None else {}
         #: the server-wide ack id counter (one broadcast packet carries one id to every target)
@@ -110,6 +115,23 @@ class Namespace:
             raise TypeError(f"middleware must be callable, not {type(middleware).__name__}")
         self._middlewares.append(middleware)
         return middleware
+
+    def use_packets(self, middleware: Callable | None = None) -> Any:
+        """Add a packet middleware for every socket of the namespace, those connected already
+        too: ``middleware(socket, event, args)``, run for every event from a client before the
+        socket's own (``Socket.use``), with the same return values and errors. Usable as a
+        decorator."""
+        if middleware is None:
+            return lambda fn: self.use_packets(fn)
+        if not callable(middleware):
+            raise TypeError(f"middleware must be callable, not {type(middleware).__name__}")
+        self._packet_middlewares.append(middleware)
+        for socket in self._connected_sockets():
+            socket._update_hooked()
+        return middleware
+
+    def _connected_sockets(self) -> list:
+        return list(self.sockets.values())
 
     # -- broadcasting ----------------------------------------------------------------------------
 
@@ -358,6 +380,9 @@ class Namespace:
             self._check_empty()
             return
         self.sockets[socket.id] = socket
+        if socket._any_outgoing:  # added by a connection middleware
+            self._outgoing_sockets.add(socket)
+        socket._update_hooked()
         socket._on_connect()
         client._on_connected(socket)
         for handler in tuple(self._handlers.get("connection", ())):
@@ -366,6 +391,7 @@ class Namespace:
     def _remove(self, socket: Socket) -> None:
         if self.sockets.get(socket.id) is socket:
             del self.sockets[socket.id]
+            self._outgoing_sockets.discard(socket)
             if self.parent is not None:
                 self._check_empty()
 
@@ -467,6 +493,9 @@ class ParentNamespace(Namespace):
         if search is not None:
             return search(name) is not None
         return matcher(name, auth)
+
+    def _connected_sockets(self) -> list:
+        return [socket for child in tuple(self.children) for socket in child.sockets.values()]
 
     def _create_child(self, name: str) -> Namespace:
         child = Namespace(self.server, name, parent=self)

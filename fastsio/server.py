@@ -426,6 +426,10 @@ class Server:
         """Add a middleware to the main namespace (see Namespace.use); decorator or call."""
         return self.main_namespace.use(middleware)
 
+    def use_packets(self, middleware: Callable | None = None) -> Any:
+        """Add a packet middleware to the main namespace (see Namespace.use_packets)."""
+        return self.main_namespace.use_packets(middleware)
+
     def emit(
         self,
         event: str,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .namespace import Namespace
     from .server import Server
 
-__all__ = ["Handshake", "Socket", "SocketEmitter"]
+__all__ = ["DROP", "Handshake", "Socket", "SocketEmitter"]
 
 _EVENT = _impl.socketio.EVENT
 _ACK = _impl.socketio.ACK
@@ -179,7 +179,10 @@ class Socket:
         "__weakref__",
         "_acks",
         "_any_listeners",
+        "_any_outgoing",
+        "_hooked",
         "_listeners",
+        "_packet_middlewares",
         "_state",
         "adapter",
         "client",
@@ -215,6 +218,11 @@ class Socket:
         self._acks: dict | None = None
         self._listeners: dict | None = None
         self._any_listeners: list | None = None
+        self._any_outgoing: list | None = None
+        self._packet_middlewares: list | None = None
+        # True when an incoming event has more to go through than its handlers: catch-all
+        # listeners or packet middleware (own or the namespace's). One test on the hot path.
+        self._hooked = False
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} nsp={self.nsp.name} connected={self.connected}>"
@@ -247,7 +255,7 @@ class Socket:
         client's acknowledgement, if it sends one."""
         if type(event) is not str or event in RESERVED_EVENTS:
             check_event_name(event)  # raises
-        if ack is None and self._state < DISCONNECTED:
+        if ack is None and self._state < DISCONNECTED and self._any_outgoing is None:
             # _emit's common case, inlined: one of the hottest paths (every reply)
             client = self.client
             if not client.closed:
@@ -283,6 +291,8 @@ class Socket:
     ) -> bool:
         if self._state >= DISCONNECTED:
             return False
+        if self._any_outgoing:
+            self._notify_outgoing(data)
         session = self.client.session
         if volatile and not is_writable(session):
             return True
@@ -306,6 +316,8 @@ class Socket:
     ) -> Any:
         if self._state >= DISCONNECTED:
             raise DisconnectedError()
+        if self._any_outgoing:
+            self._notify_outgoing(data)
         future = asyncio.get_running_loop().create_future()
 
         def on_ack(args: list) -> None:
@@ -399,17 +411,17 @@ class Socket:
 
     # -- events from this client -----------------------------------------------------------------
 
-    def _on_event(self, packet: Any) -> None:
+    def _on_event(self, packet: Any, hooks: bool = True) -> None:
         data = packet.data
         event = data[0]
         if event in RESERVED_EVENTS:
             return  # "connection" (the others the decoder refuses): not the client's to send
         args = data[1:]
         ack_id = packet.id
-        any_listeners = self._any_listeners
-        if any_listeners:
-            for listener in tuple(any_listeners):
-                _eager.call(listener, (event, *args), _HandlerDone(self, event, None, False))
+        if self._hooked and hooks:
+            # catch-all listeners or packet middleware: they run first, then come back here
+            _IncomingEvent(self, event, args, ack_id).start()
+            return
         handlers = self.nsp._handlers.get(event)
         if handlers:
             for handler in handlers:
@@ -481,19 +493,103 @@ class Socket:
     remove_listener = off
 
     def on_any(self, handler: Callable) -> Callable:
-        """Call ``handler(event, *args)`` for every event from this client (before the event's
-        own handlers)."""
-        if self._any_listeners is None:
-            self._any_listeners = []
-        self._any_listeners.append(handler)
+        """Call ``handler(event, *args)`` for every event from this client, before the packet
+        middleware and the event's own handlers (Node's ``socket.onAny``). Usable as a
+        decorator."""
+        self._any_listeners = _added(self._any_listeners, handler, False)
+        self._update_hooked()
+        return handler
+
+    def prepend_any(self, handler: Callable) -> Callable:
+        """``on_any``, called before the catch-all listeners added so far."""
+        self._any_listeners = _added(self._any_listeners, handler, True)
+        self._update_hooked()
         return handler
 
     def off_any(self, handler: Callable | None = None) -> Socket:
-        if handler is None:
-            self._any_listeners = None
-        elif self._any_listeners:
-            self._any_listeners = [fn for fn in self._any_listeners if fn is not handler]
+        """Remove ``handler`` (its first registration, as Node) from the catch-all listeners;
+        all of them without an argument."""
+        self._any_listeners = _removed(self._any_listeners, handler)
+        self._update_hooked()
         return self
+
+    def listeners_any(self) -> list:
+        """The catch-all listeners, in calling order (a copy)."""
+        return list(self._any_listeners or ())
+
+    def on_any_outgoing(self, handler: Callable) -> Callable:
+        """Call ``handler(event, *args)`` for every event sent to this client: its own emits
+        and every broadcast that reaches it (Node's ``socket.onAnyOutgoing``), not the acks.
+        Called as the packet leaves, before the next one; an exception is logged. Usable as a
+        decorator."""
+        self._set_outgoing(_added(self._any_outgoing, handler, False))
+        return handler
+
+    def prepend_any_outgoing(self, handler: Callable) -> Callable:
+        """``on_any_outgoing``, called before the outgoing listeners added so far."""
+        self._set_outgoing(_added(self._any_outgoing, handler, True))
+        return handler
+
+    def off_any_outgoing(self, handler: Callable | None = None) -> Socket:
+        """Remove ``handler`` (its first registration) from the outgoing listeners; all of
+        them without an argument."""
+        self._set_outgoing(_removed(self._any_outgoing, handler))
+        return self
+
+    def listeners_any_outgoing(self) -> list:
+        """The outgoing catch-all listeners, in calling order (a copy)."""
+        return list(self._any_outgoing or ())
+
+    # -- per-packet middleware (Node's socket.use) -----------------------------------------------
+
+    def use(self, middleware: Callable) -> Callable:
+        """Run ``middleware(event, args)`` for every event from this client, after the
+        namespace's packet middleware (``Namespace.use_packets``) and before its handlers,
+        sync or async (Node's ``socket.use``). ``args`` is the list of the event's arguments.
+        It returns None to let the event go on (``args`` possibly changed in place), a new list
+        or tuple of arguments, or ``fastsio.DROP`` to drop the event silently; an exception
+        drops it too and goes to the socket's ``"error"`` handlers (``socket.on("error", fn)``:
+        ``fn(exc)``; ``nsp.on("error", fn)``: ``fn(socket, exc)``), logged when there is none.
+        Usable as a decorator."""
+        self._packet_middlewares = _added(self._packet_middlewares, middleware, False)
+        self._update_hooked()
+        return middleware
+
+    def _update_hooked(self) -> None:
+        self._hooked = bool(
+            self._any_listeners or self._packet_middlewares or self.nsp._packet_middlewares
+        )
+
+    def _on_error(self, exc: BaseException) -> None:
+        """A packet middleware raised: the ``"error"`` handlers (Node's ``next(err)``)."""
+        listeners = self._listeners
+        if not self.nsp._handlers.get("error") and not (listeners and listeners.get("error")):
+            self.server.logger.error(
+                "packet middleware of namespace %s stopped an event of socket %s (and no "
+                '"error" handler is registered)',
+                self.nsp.name,
+                self.id,
+                exc_info=exc,
+            )
+            return
+        self._fire("error", exc)
+
+    def _set_outgoing(self, listeners: list | None) -> None:
+        # None when empty: Socket.emit's fast path asks only ``is None``. The namespace keeps
+        # the connected sockets that have some, so a broadcast asks only them (see
+        # InMemoryAdapter.broadcast): the others pay nothing.
+        self._any_outgoing = listeners
+        watched = self.nsp._outgoing_sockets
+        if listeners is None:
+            watched.discard(self)
+        elif self.nsp.sockets.get(self.id) is self:
+            watched.add(self)
+
+    def _notify_outgoing(self, data: list) -> None:
+        """The outgoing listeners, for an event sent to this client (``data``: [event, *args])."""
+        args = tuple(data)
+        for listener in tuple(self._any_outgoing or ()):
+            _eager.call(listener, args, _HandlerDone(self, data[0], None, False))
 
     def _add_listener(self, event: str, handler: Callable, once: bool) -> None:
         if not callable(handler):
@@ -502,9 +598,9 @@ class Socket:
             self._listeners = {}
         self._listeners.setdefault(event, []).append((handler, once))
 
-    def _fire(self, event: str, reason: str) -> None:
-        """Lifecycle handlers ("disconnecting", "disconnect"): namespace ones, then this
-        socket's own."""
+    def _fire(self, event: str, reason: Any) -> None:
+        """Lifecycle handlers ("disconnecting", "disconnect", "error"): namespace ones, then
+        this socket's own."""
         for handler in self.nsp._handlers.get(event, ()):
             _eager.call(handler, (self, reason), _HandlerDone(self, event, None))
         listeners = self._listeners.get(event) if self._listeners else None
@@ -607,6 +703,110 @@ class Socket:
         self._state = DISCONNECTED
         self._fail_acks()
         self._fire("disconnect", reason)
+
+
+def _added(listeners: list | None, handler: Callable, first: bool) -> list:
+    """A new list of catch-all listeners with ``handler`` (a new list: a dispatch may be
+    iterating over the old one)."""
+    if not callable(handler):
+        raise TypeError(f"handler must be callable, not {type(handler).__name__}")
+    listeners = listeners or []
+    return [handler, *listeners] if first else [*listeners, handler]
+
+
+def _removed(listeners: list | None, handler: Callable | None) -> list | None:
+    """The catch-all listeners without the first ``handler`` (all without one); None when no
+    listener is left."""
+    if handler is None or not listeners:
+        return None
+    listeners = list(listeners)
+    for i, fn in enumerate(listeners):
+        if fn is handler:
+            del listeners[i]
+            break
+    return listeners or None
+
+
+class _Drop:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "fastsio.DROP"
+
+
+#: what a packet middleware returns to drop the event (Node: not calling ``next()``)
+DROP = _Drop()
+
+
+class _IncomingEvent:
+    """One event from the client on its way through the catch-all listeners and the packet
+    middleware (Node's ``onevent`` and ``run``), then to its handlers. Its ``data`` and ``id``
+    make it a packet for ``Socket._on_event`` when it gets there. The completion callback of
+    each middleware."""
+
+    __slots__ = ("ack_id", "args", "event", "index", "middlewares", "socket")
+
+    def __init__(self, socket: Socket, event: str, args: list, ack_id: int | None) -> None:
+        self.socket = socket
+        self.event = event
+        self.args = args
+        self.ack_id = ack_id
+        self.index = 0
+        # as they are now (Node copies its list too): the namespace's first, then the socket's
+        self.middlewares = [(fn, True) for fn in socket.nsp._packet_middlewares]
+        self.middlewares += [(fn, False) for fn in socket._packet_middlewares or ()]
+
+    @property
+    def server(self) -> Any:
+        """Whose middleware this is (``_eager.finish_tasks`` asks)."""
+        return self.socket.server
+
+    @property
+    def data(self) -> list:
+        return [self.event, *self.args]
+
+    @property
+    def id(self) -> int | None:
+        return self.ack_id
+
+    def start(self) -> None:
+        socket = self.socket
+        event = self.event
+        listeners = socket._any_listeners
+        if listeners:  # before the middleware, as Node: they see dropped events too
+            data = (event, *self.args)
+            for listener in tuple(listeners):
+                _eager.call(listener, data, _HandlerDone(socket, event, None, False))
+        self._next()
+
+    def _next(self) -> None:
+        socket = self.socket
+        index = self.index
+        if index == len(self.middlewares):
+            if socket.connected:  # not if it disconnected while a middleware waited
+                socket._on_event(self, False)
+            return
+        self.index = index + 1
+        middleware, with_socket = self.middlewares[index]
+        if with_socket:
+            _eager.call(middleware, (socket, self.event, self.args), self)
+        else:
+            _eager.call(middleware, (self.event, self.args), self)
+
+    def __call__(self, result: Any, exc: BaseException | None) -> None:
+        if exc is None and result is not None and result is not DROP:
+            if type(result) in (list, tuple):
+                self.args = list(result)
+            else:
+                exc = TypeError(
+                    "a packet middleware returns None, a list or tuple of arguments or "
+                    f"fastsio.DROP, not {type(result).__name__}"
+                )
+        if exc is not None:
+            if not isinstance(exc, asyncio.CancelledError):
+                self.socket._on_error(exc)
+        elif result is not DROP:
+            self._next()
 
 
 class _CallbackAck:

@@ -62,7 +62,7 @@ class FakeSession:
 
     # -- the engine contract (server -> client) --------------------------------------------------
 
-    def send(self, data: Any) -> None:
+    def send(self, data: Any, compress: bool = True) -> None:
         if self.closed:
             return
         assert isinstance(data, (str, bytes)), data

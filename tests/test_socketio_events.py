@@ -416,6 +416,202 @@ async def test_on_any(sio, engine):
     assert seen == [("a", (1,)), ("b", ())]
 
 
+async def test_prepend_any_off_any_and_listeners_any(sio, engine):
+    calls = []
+    session, sid = engine.connect()
+    socket = sio.sockets[sid]
+
+    def first(event, *args):
+        calls.append(("first", event, args))
+
+    def second(event, *args):
+        calls.append(("second", event))
+
+    assert socket.on_any(first) is first
+    socket.on_any(second)
+    socket.prepend_any(second)  # Node's prependAny: before those added so far
+    assert socket.listeners_any() == [second, first, second]
+    session.receive('2["a",1,{"b":2}]')
+    assert calls == [("second", "a"), ("first", "a", (1, {"b": 2})), ("second", "a")]
+    calls.clear()
+    assert socket.off_any(second) is socket  # the first registration only, as Node
+    assert socket.listeners_any() == [first, second]
+    socket.listeners_any().clear()  # a copy: changing it changes nothing
+    session.receive('2["b"]')
+    assert calls == [("first", "b", ()), ("second", "b")]
+    socket.off_any()
+    assert socket.listeners_any() == []
+    session.receive('2["c"]')
+    assert calls == [("first", "b", ()), ("second", "b")]
+    with pytest.raises(TypeError):
+        socket.on_any("not callable")  # type: ignore[arg-type]
+
+
+async def test_on_any_outgoing_sees_every_emit_but_not_acks(sio, engine):
+    seen = []
+    sio.on("ask", lambda socket: "answer")  # the ack the client asked for: not an event
+    session, sid = engine.connect()
+    socket = sio.sockets[sid]
+    socket.on_any_outgoing(lambda event, *args: seen.append(("late", event, args)))
+    socket.prepend_any_outgoing(lambda event, *args: seen.append(("early", event)))
+    socket.emit("hello", 1, {"two": 2})
+    socket.emit("with ack", "x", ack=lambda *args: None)  # the callback is not an argument
+    socket.timeout(5).emit("timed", ack=lambda err, *args: None)
+    socket.volatile.emit("volatile", 3)
+    socket.compress(False).emit("raw", b"\x01")
+    socket.send("msg")
+    session.receive('21["ask"]')
+    assert seen == [
+        ("early", "hello"),
+        ("late", "hello", (1, {"two": 2})),
+        ("early", "with ack"),
+        ("late", "with ack", ("x",)),
+        ("early", "timed"),
+        ("late", "timed", ()),
+        ("early", "volatile"),
+        ("late", "volatile", (3,)),
+        ("early", "raw"),
+        ("late", "raw", (b"\x01",)),
+        ("early", "message"),
+        ("late", "message", ("msg",)),
+    ]
+    names = [data[0] for data in session.events()]
+    assert names == ["hello", "with ack", "timed", "volatile", "raw", "message"]
+    seen.clear()
+    task = asyncio.ensure_future(socket.emit_with_ack("question", 7))
+    await asyncio.sleep(0)
+    assert seen == [("early", "question"), ("late", "question", (7,))]
+    ack_id = session.packets()[0].id
+    session.receive(f"3{ack_id}[8]")
+    assert await task == 8
+    socket.off_any_outgoing()
+    socket.emit("quiet")
+    assert len(seen) == 2 and socket.listeners_any_outgoing() == []
+
+
+async def test_on_any_outgoing_sees_the_broadcasts_that_reach_the_socket(sio, engine):
+    sessions, sockets = [], []
+    for _ in range(3):
+        session, sid = engine.connect()
+        sessions.append(session)
+        sockets.append(sio.sockets[sid])
+    a, b, c = sockets
+    a.join(["r1", "r2"])
+    b.join("r1")
+    seen: dict = {"a": [], "c": []}
+    a.on_any_outgoing(lambda event, *args: seen["a"].append((event, *args)))
+    c.on_any_outgoing(lambda event, *args: seen["c"].append((event, *args)))
+    sio.emit("all", 1)
+    sio.to("r1").emit("r1")
+    sio.to("r2").to("r1").emit("r1 or r2")
+    sio.to("r1").except_("r2").emit("r1 but not r2")
+    sio.except_("r1").emit("not r1")
+    b.broadcast.emit("from b")
+    a.broadcast.emit("from a")  # never to the sender
+    c.to(a.id).emit("to a by id")
+    sio.of("/other").emit("another namespace")
+    sio.timeout(5).emit("asked", ack=lambda err, answers: None)  # with acks: told as well
+    assert seen["a"] == [
+        ("all", 1),
+        ("r1",),
+        ("r1 or r2",),
+        ("from b",),
+        ("to a by id",),
+        ("asked",),
+    ]
+    assert seen["c"] == [("all", 1), ("not r1",), ("from b",), ("from a",), ("asked",)]
+    # still encoded once and sent as the same prepared frame to every target, listeners or not
+    for session in sessions:
+        assert session.prepared == len(session.take())
+
+
+async def test_outgoing_listeners_are_forgotten_with_the_socket(sio, engine):
+    nsp = sio.of("/")
+    session, sid = engine.connect()
+    socket = sio.sockets[sid]
+    listener = socket.on_any_outgoing(lambda event, *args: None)
+    socket.on_any_outgoing(listener)
+    assert nsp._outgoing_sockets == {socket}
+    socket.off_any_outgoing(listener)
+    assert nsp._outgoing_sockets == {socket}  # one registration left
+    socket.off_any_outgoing(listener)
+    assert nsp._outgoing_sockets == set()
+    socket.on_any_outgoing(listener)
+    session.drop()
+    assert nsp._outgoing_sockets == set()
+    socket.on_any_outgoing(listener)  # on a disconnected socket: nothing to watch
+    assert nsp._outgoing_sockets == set()
+
+
+async def test_outgoing_listener_added_by_a_connection_middleware(sio, engine):
+    seen = []
+    sio.use(lambda socket: socket.on_any_outgoing(lambda *data: seen.append(data)))
+    _session, sid = engine.connect()
+    assert sio.of("/")._outgoing_sockets == {sio.sockets[sid]}
+    sio.emit("news", "n")
+    assert seen == [("news", "n")]
+
+
+async def test_outgoing_listener_refused_socket_is_not_kept(sio, engine):
+    def refuse(socket):
+        socket.on_any_outgoing(lambda *data: None)
+        raise fastsio.ConnectionRefused("no")
+
+    sio.use(refuse)
+    session = engine.open()
+    session.receive("0")
+    assert session.packets()[0].type == 4  # CONNECT_ERROR
+    assert sio.of("/")._outgoing_sockets == set()
+
+
+async def test_outgoing_listener_errors_are_logged_and_the_packet_still_goes(sio, engine, caplog):
+    session, sid = engine.connect()
+    socket = sio.sockets[sid]
+    later = []
+
+    def broken(event, *args):
+        raise RuntimeError("listener bug")
+
+    socket.on_any_outgoing(broken)
+    socket.on_any_outgoing(lambda event, *args: later.append(event))
+    with caplog.at_level(logging.ERROR, logger="fastsio"):
+        socket.emit("one")
+        sio.emit("two")
+    errors = [r for r in caplog.records if r.exc_info and "listener bug" in str(r.exc_info[1])]
+    assert len(errors) == 2
+    assert later == ["one", "two"]
+    assert session.events() == [["one"], ["two"]]
+
+
+async def test_async_outgoing_listener(sio, engine):
+    seen = []
+    _session, sid = engine.connect()
+
+    async def listener(event, *args):
+        await asyncio.sleep(0)
+        seen.append(event)
+
+    sio.sockets[sid].on_any_outgoing(listener)
+    sio.sockets[sid].emit("x")
+    sio.emit("y")
+    await asyncio.sleep(0.01)
+    assert sorted(seen) == ["x", "y"]
+
+
+async def test_outgoing_listener_with_connection_state_recovery_told_once():
+    sio = fastsio.Server(connection_state_recovery=True)
+    engine = FakeEngine(sio)
+    session, sid = engine.connect()
+    socket = sio.sockets[sid]
+    seen = []
+    socket.on_any_outgoing(lambda *data: seen.append(data))
+    socket.emit("logged", 1)  # through the adapter, as a broadcast to its own room
+    sio.emit("broadcast")
+    # as Node's: the listeners see the offset the packet carries as its last argument
+    assert [data[:-1] for data in seen] == [("logged", 1), ("broadcast",)]
+    assert [data[-1] for data in seen] == [event[-1] for event in session.events()]
+
+
 async def test_socket_disconnect_listener(sio, engine):
     reasons = []
     sio.on("connection", lambda socket: socket.on("disconnect", reasons.append))
