@@ -277,3 +277,12 @@ async def test_guide_rate_limiting(sio, engine):
     session_a.receive('2["msg",5]')
     assert handled == [(a.id, 0), (a.id, 1), (a.id, 2), (b.id, 0), (a.id, 5)]
     assert a.data["dropped"] == 2 and "dropped" not in b.data
+
+
+async def test_a_clients_own_error_event_reaches_the_same_handlers(sio, engine):
+    got = []
+    sio.on("error", lambda socket, *args: got.append(("namespace", *args)))
+    session, socket = connected(sio, engine)
+    socket.on("error", lambda *args: got.append(("socket", *args)))
+    session.receive('2["error","from the client"]')
+    assert got == [("namespace", "from the client"), ("socket", "from the client")]
