@@ -329,3 +329,20 @@ async def test_fastsio_emitters_reach_fastsio_and_node_clients(mixed, redis_url,
         await wait_for(lambda: "py-room" not in sio.sockets[py_id].rooms, "the emitter's leave")
     finally:
         await emitter.close()
+
+
+async def test_outgoing_listeners_see_the_broadcasts_of_other_servers(mixed):
+    """socket.on_any_outgoing on a fastsio socket is told of what reaches it from the Node
+    server through Redis too (Node calls its listeners from the adapter the same way)."""
+    sio, js, pc, py_id, _nc, _node_id = mixed
+    socket = sio.sockets[py_id]
+    socket.join("py-room")
+    seen: list = []
+    socket.on_any_outgoing(lambda event, *args: seen.append([event, *args]))
+    await js.call("emit", event="from_node", args=["x", BLOB])
+    await js.call("emit", to=["other-room"], event="not_for_py")
+    await js.call("emit", to=["py-room"], event="to_py_room")
+    await pc.expect("event", name="p", event="from_node")
+    await pc.expect("event", name="p", event="to_py_room")
+    assert seen == [["from_node", "x", BLOB], ["to_py_room"]]
+    assert [m["event"] for m in pc.seen("event", name="p")] == ["from_node", "to_py_room"]
