@@ -168,6 +168,11 @@ class Server:
     ``access_log``: log one line per answered HTTP request (client, request line, status, size,
     time) on the ``fastsio.http.access`` logger at INFO level (``fastsio run --access-log``).
     What is logged otherwise: see the README's "Logging".
+    ``headers_timeout`` / ``request_timeout``: seconds an HTTP request may take to arrive, its
+    head / the whole of it, counted from its first byte; past them the client gets 408 and the
+    connection is closed (Node's http server's options of those names, with their defaults 60
+    and 300; None: no bound). A slow client (slowloris) cannot hold a connection open with a
+    head that never ends. A held long-poll does not count: only receiving the request does.
     """
 
     def __init__(
@@ -201,6 +206,8 @@ class Server:
         trusted_proxies: Iterable[str] | str | None = None,
         proxy_headers: str = "x-forwarded",
         access_log: bool = False,
+        headers_timeout: float | None = 60,
+        request_timeout: float | None = 300,
     ) -> None:
         self.path = "/" + path.strip("/")
         self.cors_allowed_origins = cors_allowed_origins
@@ -242,6 +249,11 @@ class Server:
         if shutdown_timeout < 0:
             raise ValueError("shutdown_timeout must be >= 0 (seconds)")
         self.shutdown_timeout = float(shutdown_timeout)
+        from .http.server import check_timeouts
+
+        check_timeouts(headers_timeout=headers_timeout, request_timeout=request_timeout)
+        self.headers_timeout = headers_timeout
+        self.request_timeout = request_timeout
         from .http.compression import http_compression_options
         from .protocol.deflate import deflate_options
 
@@ -679,7 +691,11 @@ class Server:
         client_directory = self._client_directory()
         engine = self.engine
         engine.configure(**self._engine_options())
-        http = HttpServer(max_body_size=self.max_http_buffer_size + _BODY_SLACK)
+        http = HttpServer(
+            max_body_size=self.max_http_buffer_size + _BODY_SLACK,
+            headers_timeout=self.headers_timeout,
+            request_timeout=self.request_timeout,
+        )
         if self.trusted_proxies is not None:
             http.trust_proxies(self.trusted_proxies)
         if self.access_log:

@@ -118,6 +118,7 @@ class HttpProtocol(asyncio.Protocol):
         "idle_since",
         "loop",
         "parser",
+        "receiving_since",
         "secure",
         "server",
         "transport",
@@ -132,6 +133,10 @@ class HttpProtocol(asyncio.Protocol):
         self.secure = False
         # loop.time() since when the connection has had no request in progress (None: busy).
         self.idle_since: float | None = loop.time()
+        # loop.time() when the first byte of the request being received arrived (None: no request
+        # half-received); the server's sweep times the head and the whole request out from it.
+        # Set once per request, never per byte: a head trickling in does not push it back.
+        self.receiving_since: float | None = None
         self._url = b""
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
@@ -164,9 +169,6 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
-        if self.idle_since is not None:
-            # keep_alive_timeout counts from the last byte received while no request is busy
-            self.idle_since = self.loop.time()
         if self._parser_done:
             tail = self._upgrade_tail
             if tail is not None:
@@ -215,6 +217,9 @@ class HttpProtocol(asyncio.Protocol):
     # -- httptools callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        # a request starts: headers_timeout / request_timeout count from here, not keep-alive
+        self.receiving_since = self.loop.time()
+        self.idle_since = None
         self._url = b""
         self._headers = {}
         self._body = []
@@ -326,6 +331,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self.receiving_since = None
         request = self._request
         if request is None:
             return
@@ -363,6 +369,8 @@ class HttpProtocol(asyncio.Protocol):
         self._parser_done = True
         self._upgrade_tail = None
         self._request = None
+        self._in_head = False
+        self.receiving_since = None
         request = Request(self, "", "", "", "", {}, self.client, self.secure, "1.1", False)
         request._error_status = status
         self._queue.append(request)
@@ -455,7 +463,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self._queue:
             self._dispatch()
-        if self._current is None and not self._queue:
+        if self._current is None and not self._queue and self.receiving_since is None:
             self.idle_since = self.loop.time()
 
     def start_stream(
@@ -503,6 +511,17 @@ class HttpProtocol(asyncio.Protocol):
         request.responded = True
         request._protocol = None
         self._response_done(request, keep_alive)
+
+    def time_out(self) -> None:
+        """The request being received took longer than the server's ``headers_timeout`` (head)
+        or ``request_timeout`` (whole request): answer 408 after the requests already queued
+        and close, as Node's http server does."""
+        logger.debug(
+            "request from %s timed out (%s)", self.client, "head" if self._in_head else "body"
+        )
+        self._fail(408)
+        if self._current is None:
+            self._dispatch()
 
     def accept_websocket(
         self,

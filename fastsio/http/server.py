@@ -25,6 +25,22 @@ def not_found(request: Request) -> None:
     request.respond(404, _TEXT_PLAIN, b"Not Found")
 
 
+def check_timeouts(**timeouts: float | None) -> None:
+    """ValueError unless each timeout is positive seconds or None, and the head's is not longer
+    than the whole request's (Node refuses that too)."""
+    for name, value in timeouts.items():
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be positive seconds (or None), not {value!r}")
+    head, whole = timeouts.get("headers_timeout"), timeouts.get("request_timeout")
+    if head is not None and whole is not None and head > whole:
+        raise ValueError("headers_timeout must not be longer than request_timeout")
+
+
+def _limit(now: float, timeout: float | None) -> float:
+    """The loop time before which something began has timed out (never, without a timeout)."""
+    return float("-inf") if timeout is None else now - timeout
+
+
 class HttpServer:
     """An HTTP/1.1 + WebSocket server. Handlers are plain callables taking a :class:`Request`;
     they answer it with ``request.respond`` (now or later) or ``request.accept_websocket``.
@@ -32,7 +48,12 @@ class HttpServer:
     ``max_body_size`` bounds a request body (413 past it), ``max_header_size`` the request head
     (431), ``max_message_size`` a WebSocket message (close 1009; default: ``max_body_size``).
     A keep-alive connection idle (no request in progress) for ``keep_alive_timeout`` seconds is
-    closed; None disables that.
+    closed; None disables that. A request whose head is not complete ``headers_timeout`` seconds
+    after its first byte, or that is not received whole after ``request_timeout`` seconds, is
+    answered 408 and its connection closed (Node's ``headersTimeout`` and ``requestTimeout``,
+    with their defaults; None disables either). The time a handler takes to answer (a held
+    long-poll) counts for neither. One sweep for the whole server checks all three, every
+    quarter of the shortest (at most every 5 seconds), so a timeout fires up to that much late.
     """
 
     def __init__(
@@ -42,11 +63,20 @@ class HttpServer:
         max_header_size: int = 65536,
         max_message_size: int | None = None,
         keep_alive_timeout: float | None = 30.0,
+        headers_timeout: float | None = 60.0,
+        request_timeout: float | None = 300.0,
     ) -> None:
+        check_timeouts(
+            keep_alive_timeout=keep_alive_timeout,
+            headers_timeout=headers_timeout,
+            request_timeout=request_timeout,
+        )
         self.max_body_size = max_body_size
         self.max_header_size = max_header_size
         self.max_message_size = max_body_size if max_message_size is None else max_message_size
         self.keep_alive_timeout = keep_alive_timeout
+        self.headers_timeout = headers_timeout
+        self.request_timeout = request_timeout
         self.default_handler: Handler = not_found
         # (prefix without trailing slash, that prefix + "/", handler), longest first
         self._mounts: list[tuple[str, str, Handler]] = []
@@ -220,7 +250,7 @@ class HttpServer:
                     pass
         self._server = server
         self._closed = asyncio.Event()
-        if self.keep_alive_timeout is not None:
+        if self._timeouts():
             self._sweeper = loop.call_later(self._sweep_interval(), self._sweep)
         return server
 
@@ -230,24 +260,37 @@ class HttpServer:
             raise RuntimeError("start() the server first")
         await self._closed.wait()
 
+    def _timeouts(self) -> list[float]:
+        timeouts = (self.keep_alive_timeout, self.headers_timeout, self.request_timeout)
+        return [timeout for timeout in timeouts if timeout is not None]
+
     def _sweep_interval(self) -> float:
-        return max(min(self.keep_alive_timeout / 4, 5.0), 0.05)  # type: ignore[operator]
+        return max(min(min(self._timeouts()) / 4, 5.0), 0.05)
 
     def _sweep(self) -> None:
-        """Close keep-alive connections idle for longer than keep_alive_timeout. One timer for
-        the whole server instead of one per connection."""
+        """Close keep-alive connections idle for longer than keep_alive_timeout, and time out
+        requests received too slowly (``HttpProtocol.time_out``). One timer for the whole server
+        instead of one per connection or per request."""
         loop = self._loop
-        assert loop is not None and self.keep_alive_timeout is not None
-        limit = loop.time() - self.keep_alive_timeout
-        idle = [
-            conn
-            for conn in self._connections
-            if isinstance(conn, HttpProtocol)
-            and conn.idle_since is not None
-            and conn.idle_since < limit
-        ]
+        assert loop is not None
+        now = loop.time()
+        idle_limit = _limit(now, self.keep_alive_timeout)
+        head_limit = _limit(now, self.headers_timeout)
+        request_limit = _limit(now, self.request_timeout)
+        idle, slow = [], []
+        for conn in self._connections:
+            if not isinstance(conn, HttpProtocol):
+                continue
+            since = conn.receiving_since
+            if since is not None:
+                if since < (head_limit if conn._in_head else request_limit):
+                    slow.append(conn)
+            elif conn.idle_since is not None and conn.idle_since < idle_limit:
+                idle.append(conn)
         for conn in idle:
             conn.close()
+        for conn in slow:
+            conn.time_out()
         self._sweeper = loop.call_later(self._sweep_interval(), self._sweep)
 
     async def close(self, timeout: float = 2.0) -> None:
