@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import re
 import socket as socket_module
@@ -22,6 +23,7 @@ from wsproto.events import Request as WsRequest
 import fastsio
 from fastsio import _eager
 from fastsio.adapter import InMemoryAdapter
+from fastsio.engine.transports import PACKETS_PER_SLICE
 from fastsio.protocol.socketio import CONNECT, CONNECT_ERROR
 
 from .fakes import FakeEngine
@@ -497,3 +499,135 @@ async def test_close_cancels_handshakes_waiting_for_allow_request():
 def test_shutdown_timeout_must_not_be_negative():
     with pytest.raises(ValueError):
         fastsio.Server(shutdown_timeout=-1)
+
+
+# -- one huge POST does not stall everyone --------------------------------------------------------
+
+
+async def polling_session(port: int, path: str = "/socket.io") -> str:
+    """A polling client connected to "/": its query string (with the sid)."""
+    status, _, body = await http_request(port, "GET", f"{path}/?EIO=4&transport=polling")
+    assert status == 200
+    query = f"{path}/?EIO=4&transport=polling&sid={json.loads(body[1:])['sid']}"
+    assert (await http_request(port, "POST", query, b"40"))[2] == b"ok"
+    assert (await http_request(port, "GET", query))[2].startswith(b"40{")
+    return query
+
+
+async def collect_acks(port: int, query: str, count: int) -> list[str]:
+    """GETs until ``count`` ack packets came (bounded)."""
+    acks: list[str] = []
+    for _ in range(200):
+        if len(acks) >= count:
+            break
+        body = (await http_request(port, "GET", query))[2].decode()
+        acks += [packet for packet in body.split("\x1e") if packet.startswith("43")]
+    return acks
+
+
+async def test_a_huge_post_lets_other_clients_in_and_keeps_its_order():
+    """A POST of many acked events is delivered in slices: another client's message, arrived
+    once the first event of the POST is being handled, is handled before the POST's last event
+    (without slices it would wait for all of them); the POST's events are handled once each, in
+    order, and their acks come back in order."""
+    count = PACKETS_PER_SLICE * 8
+    sio = fastsio.Server()
+    handled: list = []
+    other: list = []
+
+    def on_a(socket, n):
+        handled.append(n)
+        if n == 0:  # the other client's message reaches the server's socket now
+            other[0].send('42["b"]')
+        return n
+
+    sio.on("a", on_a)
+    sio.on("b", lambda socket: handled.append("b"))
+    await sio.start("127.0.0.1", 0)
+    try:
+        ws = await _StalledClient.open(sio.port, sio.path)
+        ws.send("40")
+        assert (await ws.recv()).startswith("40{")
+        other.append(ws)
+        query = await polling_session(sio.port)
+        body = "\x1e".join(f'42{n}["a",{n}]' for n in range(count)).encode()
+        assert (await http_request(sio.port, "POST", query, body))[2] == b"ok"
+        acks = await collect_acks(sio.port, query, count)
+        assert acks == [f"43{n}[{n}]" for n in range(count)]
+        assert [n for n in handled if n != "b"] == list(range(count))
+        assert 0 < handled.index("b") < count  # in between, not after the whole POST
+        ws.close()
+    finally:
+        await sio.close()
+
+
+async def test_a_post_while_a_huge_one_is_delivered_is_an_overlap_error():
+    """As Node's "data request overlap": a second POST before the first was answered ends the
+    session (400); the rest of the first one is not delivered."""
+    count = PACKETS_PER_SLICE * 8
+    sio = fastsio.Server()
+    handled: list = []
+    second: list = []
+    reasons: list = []
+
+    def on_a(socket, n):
+        handled.append(n)
+        if n == 0:
+            second[0].write(second[1])
+
+    sio.on("a", on_a)
+    sio.on("disconnect", lambda socket, reason: reasons.append(reason))
+    await sio.start("127.0.0.1", 0)
+    try:
+        query = await polling_session(sio.port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", sio.port)
+        post = f'POST {query} HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n42["a",9]'
+        second += [writer, post.encode()]
+        body = "\x1e".join(f'42["a",{n}]' for n in range(count)).encode()
+        assert (await http_request(sio.port, "POST", query, body))[2] == b"ok"
+        answer = await asyncio.wait_for(reader.read(4096), 5)
+        assert answer.startswith(b"HTTP/1.1 400")
+        writer.close()
+        assert reasons == ["transport error"]
+        assert 0 < len(handled) < count and handled == list(range(len(handled)))
+        status, _, _ = await http_request(sio.port, "GET", query)
+        assert status == 400  # the session is gone
+    finally:
+        await sio.close()
+
+
+async def test_a_close_packet_inside_a_huge_post_ends_it_there():
+    count = PACKETS_PER_SLICE * 3
+    sio = fastsio.Server()
+    handled: list = []
+    sio.on("a", lambda socket, n: handled.append(n))
+    await sio.start("127.0.0.1", 0)
+    try:
+        query = await polling_session(sio.port)
+        packets = [f'42["a",{n}]' for n in range(count)]
+        packets.insert(PACKETS_PER_SLICE + 10, "1")  # the client's close, in the second slice
+        body = "\x1e".join(packets).encode()
+        assert (await http_request(sio.port, "POST", query, body))[2] == b"ok"
+        assert handled == list(range(PACKETS_PER_SLICE + 10))
+        assert (await http_request(sio.port, "GET", query))[0] == 400
+    finally:
+        await sio.close()
+
+
+async def test_a_huge_eio3_post_is_delivered_in_order():
+    count = PACKETS_PER_SLICE * 4 + 7
+    sio = fastsio.Server(allow_eio3=True)
+    handled: list = []
+    sio.on("a", lambda socket, n: handled.append(n))
+    await sio.start("127.0.0.1", 0)
+    try:
+        base = "/socket.io/?EIO=3&transport=polling&b64=1"
+        body = (await http_request(sio.port, "GET", base))[2].decode()
+        sid = json.loads(body[body.index("{") : body.rindex("}") + 1])["sid"]
+        query = f"{base}&sid={sid}"
+        packets = [f'42["a",{n}]' for n in range(count)]
+        payload = "".join(f"{len(packet)}:{packet}" for packet in packets).encode()
+        assert (await http_request(sio.port, "POST", query, payload))[2] == b"ok"
+        assert handled == list(range(count))
+    finally:
+        await sio.close()
