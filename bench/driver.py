@@ -147,6 +147,7 @@ SCENARIO_ENV = {"broadcast-deflate": {"BENCH_DEFLATE": "1"}}
 #: run only when asked for (--only), fastsio alone, printed after the table
 STANDALONE = {
     "handover": "--workers 2: polling echo, every request on the wrong worker vs on its owner",
+    "soak": "soak: held WebSocket clients and mixed traffic for --minutes; RSS, fds, sessions",
 }
 #: the hand-over with one client (each process wakes per request) and with enough client
 #: processes to keep both workers busy, as under load
@@ -162,6 +163,11 @@ def run_standalone(name: str, st: Settings) -> tuple[dict, str]:
         results = [handover_cost.measure(rounds, st.repeats, n) for n in HANDOVER_CLIENTS]
         text = "\n\n".join(handover_cost.render(r) for r in results)
         return {"title": STANDALONE[name], "runs": results}, f"{STANDALONE[name]}\n{text}"
+    if name == "soak":
+        from bench import soak
+
+        result = soak.run(st.soak_minutes, st.soak_clients, build_loadgen())
+        return {"title": STANDALONE[name], **result}, soak.render(result)
     raise KeyError(name)
 
 
@@ -186,6 +192,8 @@ class Settings:
     retries: int = 1  # extra attempts for a run disturbed by other processes
     server_cpu: str = "0"
     loadgen_cpu: str = "1"
+    soak_minutes: int = 10
+    soak_clients: int = 5000
 
 
 QUICK = {"repeats": 1, "warmup": 0.5, "duration": 2.0}
@@ -1808,7 +1816,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="SCENARIO",
         help=f"run only these scenarios ({', '.join([*SCENARIOS, *STANDALONE])}; cluster = both"
-        " cluster ones, compression = both compression ones; handover runs fastsio alone);"
+        " cluster ones, compression = both compression ones; handover and soak run fastsio alone);"
         " repeatable or comma-separated",
     )
     p.add_argument(
@@ -1828,6 +1836,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, help="seconds per measurement (default 5)")
     p.add_argument("--warmup", type=float, help="seconds of warm-up per measurement (default 1.5)")
     p.add_argument("--idle-clients", type=int, help="clients of the idle scenario (default 5000)")
+    p.add_argument("--minutes", type=int, help="length of the soak scenario (default 10)")
+    p.add_argument("--soak-clients", type=int, help="clients the soak holds (default 5000)")
     p.add_argument("--server-cpu", default="0", help="core for the servers (default 0)")
     p.add_argument("--loadgen-cpu", default="1", help="core for the load generator (default 1)")
     p.add_argument("--no-pin", action="store_true", help="do not use taskset")
@@ -1901,6 +1911,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("repeats", "duration", "warmup", "idle_clients"):
         if getattr(args, name) is not None:
             setattr(st, name, getattr(args, name))
+    if args.minutes is not None:
+        st.soak_minutes = max(1, args.minutes)
+    if args.soak_clients is not None:
+        st.soak_clients = args.soak_clients
     st.server_cpu, st.loadgen_cpu = args.server_cpu, args.loadgen_cpu
     st.retries = max(0, args.retries)
     global NICE
