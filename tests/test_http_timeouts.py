@@ -263,3 +263,23 @@ async def test_socketio_server_times_out_a_slow_head():
         assert status == 408
     finally:
         await sio.close()
+
+
+def test_a_slow_request_behind_a_held_one_gets_408_after_it(run):
+    """The 408 of a request trickling in behind one the server holds comes after that one's
+    answer, in order."""
+
+    def handler(request: Request) -> None:
+        asyncio.get_running_loop().call_later(0.8, request.respond, 200, TEXT, b"held")
+
+    async def main():
+        async with serve({"/": handler}, headers_timeout=0.2, request_timeout=1.0) as (_, port):
+            reader, writer = await connect(port)
+            writer.write(request_bytes("GET", "/held") + b"GET /slow HTTP/1.1\r\n")
+            await asyncio.sleep(0.5)  # the second head is overdue while the first is held
+            assert (await read_response(reader))[::2] == (200, b"held")
+            status, _ = await timed_out_response(reader)
+            writer.close()
+            assert status == 408
+
+    run(main())

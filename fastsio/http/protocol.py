@@ -46,6 +46,12 @@ _SWITCHING_PROTOCOLS = (
     "Sec-WebSocket-Accept: "
 )
 _TEXT_PLAIN = ("Content-Type", "text/plain; charset=utf-8")
+_REQUEST_TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 15\r\nConnection: close\r\n\r\nRequest Timeout"
+)
+# Seconds a connection answered 408 is still read (and what comes dropped) before it is closed.
+LINGER_AFTER_TIMEOUT = 2.0
 # Bodies smaller than this are joined with the head for one write (one send() call).
 _JOIN_LIMIT = 65536
 
@@ -364,13 +370,16 @@ class HttpProtocol(asyncio.Protocol):
         else:
             request.is_websocket = True
 
-    def _fail(self, status: int) -> None:
-        """Stop parsing; answer ``status`` after the requests already queued, then close."""
+    def _stop_parsing(self) -> None:
         self._parser_done = True
         self._upgrade_tail = None
         self._request = None
         self._in_head = False
         self.receiving_since = None
+
+    def _fail(self, status: int) -> None:
+        """Stop parsing; answer ``status`` after the requests already queued, then close."""
+        self._stop_parsing()
         request = Request(self, "", "", "", "", {}, self.client, self.secure, "1.1", False)
         request._error_status = status
         self._queue.append(request)
@@ -514,14 +523,25 @@ class HttpProtocol(asyncio.Protocol):
 
     def time_out(self) -> None:
         """The request being received took longer than the server's ``headers_timeout`` (head)
-        or ``request_timeout`` (whole request): answer 408 after the requests already queued
-        and close, as Node's http server does."""
+        or ``request_timeout`` (whole request): answer 408 and close, as Node's http server
+        does. Behind requests still being answered, the 408 waits its turn."""
         logger.debug(
             "request from %s timed out (%s)", self.client, "head" if self._in_head else "body"
         )
-        self._fail(408)
-        if self._current is None:
-            self._dispatch()
+        if self._current is not None or self._queue:
+            self._fail(408)
+            return
+        self._stop_parsing()
+        self._closing = True  # from here on, what the client still sends is dropped
+        transport = self.transport
+        transport.write(_REQUEST_TIMEOUT)
+        if transport.can_write_eof():
+            # Closing now, with the client's bytes unread, would send a reset that can destroy
+            # the 408 before the client reads it: end our side, read and drop a while, then close.
+            transport.write_eof()
+            self.loop.call_later(LINGER_AFTER_TIMEOUT, self.close)
+        else:  # TLS
+            self.close()
 
     def accept_websocket(
         self,
