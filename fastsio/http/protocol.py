@@ -458,7 +458,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self._queue:
             self._dispatch()
-        if self._current is None and not self._queue:
+        if self._current is None and not self._queue and self.receiving_since is None:
             self.idle_since = self.loop.time()
 
     def _response_done(self, request: Request, keep_alive: bool) -> None:
@@ -528,6 +528,11 @@ class HttpProtocol(asyncio.Protocol):
         logger.debug(
             "request from %s timed out (%s)", self.client, "head" if self._in_head else "body"
         )
+        if self._body_stream is not None:
+            # a body streamed to its handler, not all of it come: the handler sees the client
+            # leave, as when the body passes its bound
+            self.close()
+            return
         if self._current is not None or self._queue:
             self._fail(408)
             return
