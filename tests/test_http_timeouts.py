@@ -283,3 +283,30 @@ def test_a_slow_request_behind_a_held_one_gets_408_after_it(run):
             assert status == 408
 
     run(main())
+
+
+def test_a_streamed_body_that_trickles_is_cut_at_request_timeout(run):
+    """A body streamed to its handler as it comes (the ASGI bridge's way): past request_timeout
+    the connection is closed and the handler sees the client leave."""
+    left: list[str] = []
+
+    def handler(request: Request) -> None:
+        request.on_close = lambda: left.append(request.path)
+
+    async def main():
+        async with serve({"/": handler}, headers_timeout=0.2, request_timeout=0.6) as (
+            server,
+            port,
+        ):
+            server.body_streamer = lambda request: True
+            reader, writer = await connect(port)
+            started = time.monotonic()
+            writer.write(request_bytes("POST", "/up", {"Content-Length": "100000"}))
+            sender = asyncio.ensure_future(trickle(writer, b"x" * 100_000, 0.02))
+            assert await read_eof(reader) == b""
+            elapsed = time.monotonic() - started
+            sender.cancel()
+            writer.close()
+            assert left == ["/up"] and elapsed >= 0.6
+
+    run(main())
