@@ -9,7 +9,8 @@ either package directly, so the choice is made in exactly one place:
 
 ``SPEEDUPS`` tells which (``fastsio.SPEEDUPS`` re-exports it).
 
-The per-connection WebSocket classes, ``WebSocketConnection`` and ``TickWriter``, are picked here
+The per-connection WebSocket classes, ``WebSocketConnection``, ``TickWriter`` and ``WireMeter``
+(the traffic counters a connection may carry), are picked here
 too: those of ``fastsio._speedups.wsconn_c`` (fastsio/http/websocket.py compiled, its connection
 calling the compiled FrameReader directly) when ``SPEEDUPS`` is on, else those of
 fastsio/http/websocket.py. fastsio.http imports them from here.
@@ -34,7 +35,7 @@ from .protocol import socketio as _pure_socketio
 from .protocol import websocket as _pure_websocket
 
 if TYPE_CHECKING:  # pragma: no cover - at run time, see the end of this module
-    from .http.websocket import TickWriter, WebSocketConnection
+    from .http.websocket import TickWriter, WebSocketConnection, WireMeter
 
 NO_EXTENSIONS = bool(os.environ.get("FASTSIO_NO_EXTENSIONS"))
 
@@ -132,16 +133,21 @@ if SPEEDUPS:  # pragma: no branch - depends on the build
     else:
         WebSocketConnection = _wsconn_c.WebSocketConnection  # type: ignore[misc]
         TickWriter = _wsconn_c.TickWriter  # type: ignore[misc]
+        WireMeter = _wsconn_c.WireMeter  # type: ignore[misc]
 
 if "WebSocketConnection" not in globals():
 
     def __getattr__(name: str) -> Any:
-        """The pure WebSocketConnection / TickWriter, imported on first use."""
-        if name not in ("WebSocketConnection", "TickWriter"):
+        """The pure WebSocketConnection / TickWriter / WireMeter, imported on first use."""
+        if name not in ("WebSocketConnection", "TickWriter", "WireMeter"):
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         from .http import websocket as pure
 
         namespace = globals()
-        namespace.update(WebSocketConnection=pure.WebSocketConnection, TickWriter=pure.TickWriter)
+        namespace.update(
+            WebSocketConnection=pure.WebSocketConnection,
+            TickWriter=pure.TickWriter,
+            WireMeter=pure.WireMeter,
+        )
         namespace.pop("__getattr__", None)
         return namespace[name]

@@ -1513,6 +1513,8 @@ def _run_script(module: Any, script: list, max_size: int, max_fragments: int) ->
         try:
             if step == "data":
                 conn.data_received(arg)
+            elif step == "meter":  # the Admin UI's counters (EngineServer.meter)
+                conn.meter = module.WireMeter()
             elif step == "handshake tail":  # as HttpProtocol.accept_websocket does
                 conn._write(b"HTTP/1.1 101\r\n\r\n")
                 conn._pending = arg
@@ -1547,6 +1549,11 @@ def _run_script(module: Any, script: list, max_size: int, max_fragments: int) ->
         log.append(
             ("state", conn.closed, conn.writing_paused, conn.write_buffer_size(), repr(conn))
         )
+        if conn.meter is not None:
+            meter = conn.meter
+            log.append(
+                ("meter", meter.bytes_in, meter.bytes_out, meter.packets_in, meter.packets_out)
+            )
     conn.connection_lost(None)
     loop.run_soon()
     loop.run_later()
@@ -1599,6 +1606,8 @@ SCRIPT_STEPS += ("pause", "resume", "eof", "lost")
 def connection_scripts(draw) -> list:
     script: list = []
     if draw(st.booleans()):
+        script.append(("meter", None))
+    if draw(st.booleans()):
         script.append(("handshake tail", draw(client_frames)))
     for _ in range(draw(st.integers(1, 10))):
         step = draw(st.sampled_from(SCRIPT_STEPS))
@@ -1649,6 +1658,33 @@ def test_connection_twins_echo_and_close(compiled_wsconn) -> None:
     assert _run_connection(compiled_wsconn, script, 256) == log
 
 
+def test_connection_twins_count_the_traffic(compiled_wsconn) -> None:
+    """With a WireMeter (the Admin UI's), both classes count every byte read and written and
+    the messages and frames in them, per read and per write; without one, nothing."""
+    from fastsio.http import websocket as pure_wsconn
+
+    hi = client_frame(1, b"hi", True, MASK)  # 2 + 4 (mask) + 2 bytes
+    script = [
+        ("meter", None),
+        ("data", hi * 2),  # one read, two messages, their echoes in one write
+        ("send", "4out"),
+        ("tick", None),
+        ("data", hi[:3]),  # half a frame: bytes, no message yet
+        ("data", hi[3:]),
+    ]
+    log = _run_connection(pure_wsconn, script, 256)
+    meters = [entry[1:] for entry in log if entry[0] == "meter"]
+    assert meters[1] == (16, 8, 2, 2)  # the echoes: b"\x81\x02hi" * 2
+    assert meters[2] == meters[1]  # "4out" corked until the tick ends
+    assert meters[3] == (16, 14, 2, 3)
+    assert meters[4] == (19, 14, 2, 3)  # bytes without a whole message yet
+    assert meters[5] == (24, 18, 3, 4)
+    assert _run_connection(compiled_wsconn, script, 256) == log
+    unmetered = _run_connection(compiled_wsconn, script[1:], 256)
+    assert not [entry for entry in unmetered if entry[0] == "meter"]
+    assert pure_wsconn.WireMeter().bytes_in == compiled_wsconn.WireMeter().packets_out == 0
+
+
 def test_connection_twins_bound_the_fragments(compiled_wsconn) -> None:
     """``max_fragments`` reaches the reader of either class: a message of more frames is closed
     with 1008 (policy violation)."""
@@ -1689,7 +1725,7 @@ def test_connection_twins_interface(compiled_wsconn) -> None:
     """The same methods and public attributes (and the private ones the http layer uses)."""
     from fastsio.http import websocket as pure_wsconn
 
-    for name in ("WebSocketConnection", "TickWriter"):
+    for name in ("WebSocketConnection", "TickWriter", "WireMeter"):
         pure_cls = getattr(pure_wsconn, name)
         compiled_cls = getattr(compiled_wsconn, name)
         public = {n for n in dir(pure_cls) if not n.startswith("_")}

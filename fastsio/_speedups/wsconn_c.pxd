@@ -19,6 +19,10 @@ cdef Py_ssize_t _MAX_CLOSE_REASON
 cdef class WebSocketConnection
 
 
+cdef class WireMeter:
+    cdef public long long bytes_in, bytes_out, packets_in, packets_out
+
+
 cdef class TickWriter:
     cdef object _loop
     cdef list _pending
@@ -36,6 +40,8 @@ cdef class WebSocketConnection:
     # connection's inflater, or None
     cdef public object deflater, inflater
     cdef public bint writing_paused
+    # the Admin UI's traffic counters (None: not counted; one test per read and per write)
+    cdef public WireMeter meter
     # bytes that came with the handshake, set by HttpProtocol.accept_websocket
     cdef public object _pending
     cdef object _server

@@ -64,6 +64,9 @@ class EngineServer:
     def __init__(self, **options: Any) -> None:
         """``options``: those of :meth:`configure`."""
         self.sessions: dict[str, EngineSession] = {}
+        #: a WireMeter (fastsio._impl) summing the sessions' traffic, or None: not counted (the
+        #: Admin UI's instrumentation sets it; see accept_websocket and PollingTransport)
+        self.meter: Any = None
         self._http: Any = None
         # handshakes waiting for an async allow_request or generate_id (cancelled by close())
         self._handshake_tasks: set = set()
@@ -494,12 +497,16 @@ class EngineServer:
             # WebSocket is one connection: nothing to pin)
             self._add_hooked_headers(request, headers, None)
         if self.per_message_deflate is not None:
-            return accept_compressed_websocket(
+            conn = accept_compressed_websocket(
                 request, listener, self.per_message_deflate, self.max_http_buffer_size, headers
             )
-        return request.accept_websocket(
-            listener, headers, max_message_size=self.max_http_buffer_size
-        )
+        else:
+            conn = request.accept_websocket(
+                listener, headers, max_message_size=self.max_http_buffer_size
+            )
+        if self.meter is not None:
+            conn.meter = self.meter
+        return conn
 
     def response_headers(
         self, request: Any, content_type: str, sid: str | None = None

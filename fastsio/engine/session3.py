@@ -63,9 +63,9 @@ class PollingTransport3(PollingTransport):
         body = engineio3.encode_payload(packets, self.binary)
         request.on_close = None
         if type(body) is str:
-            self.respond_body(request, TEXT_PLAIN, body.encode(), compress)
+            self.respond_body(request, TEXT_PLAIN, body.encode(), compress, len(packets))
         else:
-            self.respond_body(request, OCTET_STREAM, body, compress)
+            self.respond_body(request, OCTET_STREAM, body, compress, len(packets))
 
     def decode(self, request: Request) -> list:
         binary = request.headers.get("content-type", "").startswith(OCTET_STREAM)

@@ -145,18 +145,28 @@ class PollingTransport:
         """Answer a GET with these packets (encoded packets as str, binary messages as bytes)."""
         request.on_close = None
         body = _impl.engineio.encode_payload(packets).encode()
-        self.respond_body(request, TEXT_PLAIN, body, compress)
+        self.respond_body(request, TEXT_PLAIN, body, compress, len(packets))
 
     def respond_body(
-        self, request: Request, content_type: str, body: bytes, compress: bool = True
+        self,
+        request: Request,
+        content_type: str,
+        body: bytes,
+        compress: bool = True,
+        count: int = 1,
     ) -> None:
-        """Answer a GET with a payload's bytes, HTTP-compressed as the server's option says."""
+        """Answer a GET with a payload's bytes (``count`` packets), HTTP-compressed as the
+        server's option says."""
         server = self.server
         headers = server.response_headers(request, content_type, self.session.sid)
         http_compression = server.http_compression
         if http_compression is not None and compress:
             body = http_compression.encode(request, headers, body)
         request.respond(200, headers, body)
+        meter = server.meter
+        if meter is not None:
+            meter.bytes_out += len(body)
+            meter.packets_out += count
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -219,6 +229,10 @@ class PollingTransport:
             server.respond_error(request, 400, BAD_REQUEST)
             session.abort("parse error")
             return
+        meter = server.meter
+        if meter is not None:
+            meter.bytes_in += len(request.body)
+            meter.packets_in += len(packets)
         if len(packets) <= PACKETS_PER_SLICE:
             self._answer_post(request)
             self._deliver(packets)

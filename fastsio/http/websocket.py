@@ -49,6 +49,22 @@ def _truncate_reason(reason: str) -> str:
     return raw[:_MAX_CLOSE_REASON].decode("utf-8", "ignore")
 
 
+class WireMeter:
+    """Bytes and messages that went through the WebSocket connections given it (their ``meter``),
+    summed: what the Admin UI's dashboard charts (``sio.instrument()``). Counted once per read
+    (``data_received``: its bytes, the messages in them) and once per write (``_flush``: the
+    bytes given to the transport, the frames in them), on the wire: frame headers included,
+    compressed as sent. A connection without a meter (the default) counts nothing."""
+
+    __slots__ = ("bytes_in", "bytes_out", "packets_in", "packets_out")
+
+    def __init__(self) -> None:
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.packets_in = 0
+        self.packets_out = 0
+
+
 class TickWriter:
     """Gathers the frames written to many connections during one loop tick and sends each
     connection's share with one ``transport.write`` when the tick's callbacks are done.
@@ -121,6 +137,7 @@ class WebSocketConnection:
         "inflater",
         "listener",
         "loop",
+        "meter",
         "transport",
         "writing_paused",
     )
@@ -147,6 +164,8 @@ class WebSocketConnection:
         self.deflater: Any = None
         #: the connection's permessage-deflate inflater (its FrameReader's extension), or None
         self.inflater: Any = None
+        #: a WireMeter counting this connection's traffic, or None (not counted)
+        self.meter: WireMeter | None = None
         self._server = server
         self._tick_writer: TickWriter | None = server.tick_writer if server is not None else None
         self._out: list[bytes] | None = None  # corked frames, not yet given to the transport
@@ -237,7 +256,11 @@ class WebSocketConnection:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        transport.write(out[0] if len(out) == 1 else b"".join(out))
+        data = out[0] if len(out) == 1 else b"".join(out)
+        transport.write(data)
+        if self.meter is not None:
+            self.meter.bytes_out += len(data)
+            self.meter.packets_out += len(out)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake: send a close frame, then drop the TCP connection when
@@ -284,6 +307,9 @@ class WebSocketConnection:
         except ProtocolError as exc:
             self._fail(getattr(exc, "close_code", 1002), str(exc))
             return
+        if self.meter is not None:
+            self.meter.bytes_in += len(data)
+            self.meter.packets_in += len(messages)
         if messages:
             self._receiving = True
             try:
