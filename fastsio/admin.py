@@ -5,14 +5,26 @@
 then open the Admin UI (https://admin.socket.io, or its files from the npm package served by
 any web server), enter this server's URL and the credentials. The protocol is the one the npm
 package's ``instrument()`` speaks (its dist/index.js): an ``/admin`` namespace whose clients get
-``config``, ``all_sockets`` and a ``server_stats`` every 2 s, and may send ``emit``, ``join``,
-``leave`` and ``_disconnect``; in development mode every connection, disconnection, room change
-and received event is reported as it happens. With a cluster adapter (Redis, ``--workers``),
-these go through the adapter like any broadcast, so one UI sees every server.
+``config``, ``all_sockets`` and a ``server_stats`` every 2 s (with the aggregated events of the
+dashboard's charts: connections, disconnections, bytes and packets in and out), and may send
+``emit``, ``join``, ``leave`` and ``_disconnect``. In development mode every connection,
+disconnection, room change, transport upgrade, change of ``socket.data`` (its top-level keys)
+and event received or sent is reported as it happens. With a cluster adapter (Redis,
+``--workers``), these go through the adapter like any broadcast, so one UI sees every server.
 
-Not reported (yet): the bytes and packets per second of the dashboard's charts (Node counts
-them per Engine.IO packet; the other aggregated events are there), outgoing events (not wired
-to ``on_any_outgoing``), later changes of ``socket.data``, and transport upgrades.
+What it costs (nothing when ``instrument()`` is not called):
+
+- Bytes and packets are counted on the wire, not per message in Python: the engine gives its
+  WebSocket connections a shared ``WireMeter`` (``EngineServer.meter``), which the compiled
+  connection bumps with C integer additions once per read and once per write; polling requests
+  and answers are counted where the engine handles them. Each ``server_stats`` takes the
+  difference since the last one. So the bytes are those of the frames as sent (headers
+  included, compressed if compressed), where Node counts each Engine.IO packet's data.
+- Development mode hooks each connected socket (an ``on_any`` listener, the client's packet
+  encoder for the events it is sent, the adapter's ``broadcast_listener`` for broadcasts): a
+  Python call per event, as Node's listeners are. In one process, with no admin connected,
+  nothing is reported (nobody could see it); with a cluster adapter it is always reported, an
+  admin may be on another server.
 """
 
 from __future__ import annotations
@@ -27,6 +39,10 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from . import _impl
+from .adapter import InMemoryAdapter
+from .recovery import SessionAwareAdapter
+
 __all__ = ["Instrumentation", "instrument"]
 
 logger = logging.getLogger("fastsio.admin")
@@ -37,6 +53,20 @@ STATS_INTERVAL = 2.0  # seconds between two server_stats, as Node's instrument()
 EMIT, JOIN, LEAVE, DISCONNECT = "EMIT", "JOIN", "LEAVE", "DISCONNECT"
 MJOIN, MLEAVE, MDISCONNECT = "MJOIN", "MLEAVE", "MDISCONNECT"
 AGGREGATED_EVENTS, ALL_EVENTS = "AGGREGATED_EVENTS", "ALL_EVENTS"
+
+#: the aggregated events of the WireMeter's counters, in its attributes' order
+TRAFFIC = (
+    ("bytesIn", "bytes_in"),
+    ("bytesOut", "bytes_out"),
+    ("packetsIn", "packets_in"),
+    ("packetsOut", "packets_out"),
+)
+
+_EVENT = _impl.socketio.EVENT
+
+#: adapters that reach no other server: with one of these, what no admin of this server can see
+#: is not reported
+_LOCAL_ADAPTERS = (InMemoryAdapter, SessionAwareAdapter)
 
 
 def now() -> str:
@@ -99,6 +129,9 @@ class Instrumentation:
         self.admin = sio.of(namespace)
         self.sessions: set[str] = set()
         self.events = _EventBuffer()
+        #: the engine's traffic counters, and their values at the last server_stats
+        self.meter = _impl.WireMeter()
+        self._counted = dict.fromkeys((name for _, name in TRAFFIC), 0)
         self.started = time.monotonic()
         hostname = socket_module.gethostname()
         worker = getattr(sio, "worker", None)
@@ -113,7 +146,7 @@ class Instrumentation:
             features.append(ALL_EVENTS)
         self.features = features
         self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set = set()
+        self._watched: list = []  # the namespaces reported on (development mode)
 
         self.admin.use(self._authenticate)
         self.admin.on("connection", self._admin_connected)
@@ -185,34 +218,105 @@ class Instrumentation:
 
     # -- what the server does (development mode) ----------------------------------------------
 
-    def _watch(self, nsp: Any) -> None:
+    def _report(self, event: str, *args: Any) -> None:
+        """``admin.emit(event, *args)``, unless nobody could see it: no admin connected, and an
+        adapter that reaches no other server (an admin of another server would get it)."""
         admin = self.admin
+        if admin.sockets or type(admin.adapter) not in _LOCAL_ADAPTERS:
+            admin.emit(event, *args)
+
+    def _watch(self, nsp: Any) -> None:
         name = nsp.name
-        is_admin = nsp is admin
+        is_admin = nsp is self.admin
+        report = self._report
 
         def connected(socket: Any) -> None:
-            admin.emit("socket_connected", self._serialize(socket, name), now())
+            socket.data = _ReportedData(socket.data, self._data_changed(socket, name))
+            report("socket_connected", self._serialize(socket, name), now())
+            client = socket.client
+            self._report_upgrade(client)
             if not is_admin:
+                self._report_sent_events(client)
                 socket.on_any(
-                    lambda event, *args: admin.emit(
+                    lambda event, *args: report(
                         "event_received", name, socket.id, [event, *args], now()
                     )
                 )
             socket.on(
                 "disconnect",
-                lambda reason: admin.emit("socket_disconnected", name, socket.id, reason, now()),
+                lambda reason: report("socket_disconnected", name, socket.id, reason, now()),
             )
 
         # first, as Node's prependListener: the app's handlers may emit or disconnect
         nsp._handlers.setdefault("connection", []).insert(0, connected)
+        self._watched.append(nsp)
+        self._listen_to_adapter(nsp)
+
+    def _listen_to_adapter(self, nsp: Any) -> None:
+        """Room changes and broadcasts of the namespace's adapter (set again at start(): the
+        adapters may be replaced until then, e.g. by ``--workers``)."""
         adapter = nsp.adapter
-        if hasattr(adapter, "room_listener"):
+        if not hasattr(adapter, "room_listener"):
+            return
+        name = nsp.name
+        report = self._report
 
-            def rooms_changed(kind: str, room: Any, sid: str) -> None:
-                event = "room_joined" if kind == "join" else "room_left"
-                admin.emit(event, name, room, sid, now())
+        def rooms_changed(kind: str, room: Any, sid: str) -> None:
+            report("room_joined" if kind == "join" else "room_left", name, room, sid, now())
 
-            adapter.room_listener = rooms_changed
+        adapter.room_listener = rooms_changed
+        if nsp is not self.admin:
+
+            def broadcast_sent(sockets: list, packet: Any) -> None:
+                if packet.type == _EVENT or packet.type == _impl.socketio.BINARY_EVENT:
+                    timestamp = now()
+                    for socket in sockets:
+                        report("event_sent", name, socket.id, packet.data, timestamp)
+
+            adapter.broadcast_listener = broadcast_sent
+
+    def _report_sent_events(self, client: Any) -> None:
+        """Report the events the client's sockets are sent directly (``socket.emit``): each
+        such packet is encoded by ``client.encode``, wrapped here once per client (broadcasts
+        are the adapters' ``broadcast_listener``)."""
+        encode = client.encode
+        if getattr(encode, "reports_events", False):
+            return
+        admin_name = self.admin.name
+        report = self._report
+
+        def encode_reported(kind: int, nsp: str, data: Any, ack_id: Any) -> list:
+            parts = encode(kind, nsp, data, ack_id)
+            if kind == _EVENT and nsp != admin_name:
+                socket = client.sockets.get(nsp)
+                if socket is not None:
+                    report("event_sent", nsp, socket.id, data, now())
+            return parts
+
+        encode_reported.reports_events = True  # type: ignore[attr-defined]
+        client.encode = encode_reported
+
+    def _report_upgrade(self, client: Any) -> None:
+        """``socket_updated`` with the new transport for each of the client's sockets, once its
+        session has moved to a WebSocket."""
+        session = getattr(client, "session", None)
+        if session is None or getattr(session, "transport_name", "") != "polling":
+            return
+
+        def upgraded() -> None:
+            transport = session.transport_name
+            for nsp, socket in list(client.sockets.items()):
+                self._report(
+                    "socket_updated", {"id": socket.id, "nsp": nsp, "transport": transport}
+                )
+
+        session.on_upgrade = upgraded
+
+    def _data_changed(self, socket: Any, nsp: str) -> Any:
+        def changed(data: dict) -> None:
+            self._report("socket_updated", {"id": socket.id, "nsp": nsp, "data": _shown(data)})
+
+        return changed
 
     def _serialize(self, socket: Any, nsp: str) -> dict:
         handshake = socket.handshake
@@ -221,9 +325,7 @@ class Instrumentation:
         details = {
             "id": socket.id,
             "nsp": nsp,
-            "data": {
-                k: v for k, v in _plain(socket.data).items() if not str(k).startswith("_admin")
-            },
+            "data": _shown(socket.data),
             "handshake": {
                 "address": headers.get("cf-connecting-ip")
                 or headers.get("x-forwarded-for")
@@ -269,6 +371,11 @@ class Instrumentation:
             sio.engine.on_connection = handle_engine_session
 
     def start(self) -> None:
+        engine = self.sio.engine
+        if engine is not None:
+            engine.meter = self.meter
+        for nsp in self._watched:
+            self._listen_to_adapter(nsp)
         self._emit_stats()
 
     def stop(self) -> None:
@@ -276,10 +383,21 @@ class Instrumentation:
             self._timer.cancel()
             self._timer = None
 
+    def _count_traffic(self) -> None:
+        """The meter's growth since the last call, as aggregated events of this second."""
+        meter = self.meter
+        counted = self._counted
+        for kind, name in TRAFFIC:
+            value = getattr(meter, name)
+            if value > counted[name]:
+                self.events.push(kind, None, value - counted[name])
+                counted[name] = value
+
     def _emit_stats(self) -> None:
         sio = self.sio
         engine = sio.engine
         sessions = list(engine.sessions.values()) if engine is not None else []
+        self._count_traffic()
         stats = dict(
             self.base_stats,
             uptime=time.monotonic() - self.started,
@@ -300,8 +418,64 @@ class Instrumentation:
         self._timer = asyncio.get_running_loop().call_later(STATS_INTERVAL, self._emit_stats)
 
 
-def _plain(data: Any) -> dict:
-    return data if isinstance(data, dict) else {}
+class _ReportedData(dict):
+    """``socket.data`` in development mode: a dict that reports each change of its keys
+    (Node wraps it in a Proxy for the same ``socket_updated``). Pickled as a plain dict (the
+    workers' bus sends fetched sockets' data)."""
+
+    __slots__ = ("_changed",)
+
+    def __init__(self, data: Any, changed: Any) -> None:
+        super().__init__(data if isinstance(data, dict) else {})
+        self._changed = changed
+
+    def __reduce__(self) -> Any:
+        return dict, (dict(self),)
+
+    def _notify(self) -> None:
+        self._changed(self)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._notify()
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)
+        self._notify()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._notify()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        super().__setitem__(key, default)
+        self._notify()
+        return default
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        present = key in self
+        value = super().pop(key, *default)
+        if present:
+            self._notify()
+        return value
+
+    def popitem(self) -> Any:
+        item = super().popitem()
+        self._notify()
+        return item
+
+    def clear(self) -> None:
+        super().clear()
+        self._notify()
+
+
+def _shown(data: Any) -> dict:
+    """``socket.data`` as the UI is shown it: without this module's own keys."""
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if not str(k).startswith("_admin")}
 
 
 def _check_auth(auth: Any) -> dict | None:

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import bcrypt
 import pytest
 
+import fastsio.admin
 from tests.conftest import server_url
 
 pytestmark = pytest.mark.interop
@@ -32,6 +34,12 @@ async def instrumented(server_factory):
         return sio
 
     return make
+
+
+@pytest.fixture
+def quick_stats(monkeypatch):
+    """server_stats every 0.2 s instead of 2 s."""
+    monkeypatch.setattr(fastsio.admin, "STATS_INTERVAL", 0.2)
 
 
 async def admin_client(node, sio, auth=CREDENTIALS, name="admin"):
@@ -101,6 +109,135 @@ async def test_the_admin_sees_sockets_events_rooms_and_can_disconnect(instrument
     assert connected["args"][0]["id"] == late_id
 
 
+async def traffic_seen(admin, wanted: dict, timeout: float = 10.0) -> tuple[dict, dict]:
+    """The aggregated traffic events of the server_stats ``admin`` gets, summed by type, until
+    every type has reached its ``wanted`` count; and the last stats."""
+    totals = dict.fromkeys(wanted, 0)
+    deadline = time.monotonic() + timeout
+    while any(totals[kind] < count for kind, count in wanted.items()):
+        left = max(0.1, deadline - time.monotonic())
+        stats = await admin.expect("event", name="admin", event="server_stats", timeout=left)
+        for entry in stats["args"][0]["aggregatedEvents"]:
+            if entry["type"] in totals:
+                assert entry["timestamp"] % 1000 == 0 and "subType" not in entry, entry
+                totals[entry["type"]] += entry["count"]
+    return totals, stats["args"][0]
+
+
+async def test_server_stats_count_the_traffic_of_both_transports(instrumented, node, quick_stats):
+    """The dashboard's bytes chart: what WebSocket and polling clients send and are sent is
+    counted, once (production mode counts it too)."""
+    sio = await instrumented(mode="production")
+
+    @sio.on("echo")
+    def echo(socket, data):
+        socket.emit("echo", data)
+
+    admin = await admin_client(node, sio)
+    await admin.expect("connect", name="admin")
+    payload = "x" * 20_000
+    for transports in (["websocket"], ["polling"]):
+        user = await node(server_url(sio), args={"transports": transports})
+        await user.connect("u")
+        await user.expect("connect", name="u")
+        for _ in range(5):
+            await user.emit("u", "echo", payload)
+        for _ in range(5):
+            await user.expect("event", name="u", event="echo")
+    wanted = {"bytesIn": 200_000, "bytesOut": 200_000, "packetsIn": 10, "packetsOut": 10}
+    totals, stats = await traffic_seen(admin, wanted)
+    # each transport's 100 KB counted once (not twice), plus the handshakes, pings and the stats
+    assert totals["bytesIn"] < 210_000, totals
+    assert stats["clientsCount"] == 3 and 1 <= stats["pollingClientsCount"] <= 2
+    kinds = {entry["type"] for entry in stats["aggregatedEvents"]}
+    assert not kinds - {"rawConnection", "rawDisconnection", *wanted}
+
+
+async def test_events_sent_are_reported(instrumented, node):
+    """Development mode: the events the server sends a socket (its own emits and the
+    broadcasts that reach it), as Node's onAnyOutgoing; acks and the admin's own are not."""
+    sio = await instrumented()
+
+    @sio.on("hello")
+    def hello(socket, n):
+        socket.emit("direct", n)
+        sio.emit("everyone", n)
+        sio.to("lobby").emit("room", n, b"\x01")
+        return "an ack, not an event"
+
+    user = await node(server_url(sio))
+    await user.connect("u")
+    user_id = (await user.expect("connect", name="u"))["id"]
+    assert (await user.emit_with_ack("u", "join", "lobby"))["args"] == [True]
+    admin = await admin_client(node, sio)
+    await admin.expect("event", name="admin", event="all_sockets")
+    await user.emit_with_ack("u", "hello", 7)
+    sent = [(await seen_about(admin, "event_sent"))["args"] for _ in range(3)]
+    assert [args[:3] for args in sent] == [
+        ["/", user_id, ["direct", 7]],
+        ["/", user_id, ["everyone", 7]],
+        ["/", user_id, ["room", 7, {"$buffer": "AQ=="}]],
+    ]
+    assert all(args[3].endswith("Z") for args in sent)
+    await user.expect("event", name="u", event="room")
+    await asyncio.sleep(0.2)
+    everything = admin.seen("event", name="admin", event="event_sent")
+    assert len(everything) == 3, everything
+
+
+async def test_upgrades_and_data_changes_are_reported(instrumented, node):
+    sio = await instrumented()
+
+    @sio.on("name")
+    def name(socket, value):
+        socket.data["name"] = value
+        socket.data.update(seen=1)
+        return True
+
+    admin = await admin_client(node, sio)
+    await admin.expect("event", name="admin", event="all_sockets")
+    user = await node(server_url(sio))  # polling, then the upgrade
+    await user.connect("u")
+    user_id = (await user.expect("connect", name="u"))["id"]
+
+    def about_user(m, event="socket_updated"):
+        return m.get("event") == event and m["args"][0]["id"] == user_id
+
+    connected = await admin.expect_any(lambda m: about_user(m, "socket_connected"))
+    assert connected["args"][0]["transport"] == "polling"
+
+    upgraded = await admin.expect_any(about_user)
+    assert upgraded["args"][0] == {"id": user_id, "nsp": "/", "transport": "websocket"}
+    assert (await user.emit_with_ack("u", "name", "ada"))["args"] == [True]
+    first = await admin.expect_any(about_user)
+    then = await admin.expect_any(about_user)
+    assert first["args"][0] == {"id": user_id, "nsp": "/", "data": {"name": "ada"}}
+    assert then["args"][0]["data"] == {"name": "ada", "seen": 1}
+    assert sio.sockets[user_id].data == {"name": "ada", "seen": 1}
+
+
+async def test_nothing_is_reported_when_no_admin_could_see_it(instrumented, node, monkeypatch):
+    """One process, no admin connected: development mode emits nothing (nobody would get
+    it); once an admin is there, everything is."""
+    sio = await instrumented()
+    reports: list = []
+    admin_nsp = sio.of("/admin")
+    emit = admin_nsp.emit
+    monkeypatch.setattr(
+        admin_nsp, "emit", lambda event, *args: reports.append(event) or emit(event, *args)
+    )
+    user = await node(server_url(sio))
+    await user.connect("u")
+    await user.expect("connect", name="u")
+    assert (await user.emit_with_ack("u", "join", "lobby"))["args"] == [True]
+    assert set(reports) <= {"server_stats"}
+    admin = await admin_client(node, sio)
+    await admin.expect("event", name="admin", event="all_sockets")
+    await user.emit_with_ack("u", "join", "hall")
+    await seen_about(admin, "room_joined")
+    assert {"event_received", "room_joined"} <= set(reports)
+
+
 async def test_credentials_and_sessions(instrumented, node):
     sio = await instrumented()
     wrong = await admin_client(node, sio, auth={"username": "admin", "password": "nope"}, name="w")
@@ -143,8 +280,16 @@ def test_bad_auth_options_are_refused():
         sio.instrument(auth=None, mode="staging")
 
 
-async def test_instrumentation_costs_nothing_when_off(server):
+async def test_instrumentation_costs_nothing_when_off(server, node):
     adapter = server.main_namespace.adapter
-    assert adapter.room_listener is None
+    assert adapter.room_listener is None and adapter.broadcast_listener is None
     assert "handle_engine_session" not in vars(server)
     assert server._services == []
+    assert server.engine.meter is None
+    user = await node(server_url(server), args={"transports": ["websocket"]})
+    await user.connect("u")
+    user_id = (await user.expect("connect", name="u"))["id"]
+    socket = server.sockets[user_id]
+    assert socket.client.session.on_upgrade is None
+    assert socket.client.session._ws.meter is None
+    assert type(socket.data) is dict
