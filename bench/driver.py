@@ -312,6 +312,23 @@ SERVERS: dict[str, ServerSpec] = {
             check=lambda: check_fastsio(True),
             note="--workers 2, both pinned with the parent to the server core",
         ),
+        # sio.instrument() on (the Admin UI): against fastsio, what the instrumentation costs
+        ServerSpec(
+            "fastsio-admin",
+            "fastsio (compiled, Admin UI production mode)",
+            [PY, "bench/servers/fastsio_app.py", "{host}", "{port}"],
+            env={"BENCH_ADMIN": "production"},
+            check=lambda: check_fastsio(True),
+            note='sio.instrument(auth=None, mode="production")',
+        ),
+        ServerSpec(
+            "fastsio-admin-dev",
+            "fastsio (compiled, Admin UI development mode)",
+            [PY, "bench/servers/fastsio_app.py", "{host}", "{port}"],
+            env={"BENCH_ADMIN": "development"},
+            check=lambda: check_fastsio(True),
+            note='sio.instrument(auth=None, mode="development"), no admin connected',
+        ),
         ServerSpec(
             "pysio",
             "python-socketio",
@@ -1718,6 +1735,8 @@ def write_chart(path: Path, summary: dict, ceiling: dict, servers: list[ServerSp
         "fastsio": "#d62728",
         "fastsio-pure": "#ff9896",
         "fastsio-2w": "#8c564b",
+        "fastsio-admin": "#17becf",
+        "fastsio-admin-dev": "#9edae5",
         "pysio": "#1f77b4",
         "node": "#2ca02c",
         "pysio-websockets": "#aec7e8",

@@ -10,6 +10,8 @@ BENCH_REDIS=redis://... makes the server a cluster node on that Redis (fastsio's
 key BENCH_REDIS_KEY, default "socket.io"); BENCH_ROOM names the room (default "room").
 BENCH_DEFLATE=1 turns permessage-deflate on (threshold 1024 bytes, as Node's perMessageDeflate with
 {threshold: 1024}); the driver's broadcast-deflate scenario sets it.
+BENCH_ADMIN=production|development instruments the server for the Admin UI
+(``sio.instrument(auth=None, mode=...)``; the driver's fastsio-admin and fastsio-admin-dev).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ KEY = os.environ.get("BENCH_REDIS_KEY", "socket.io")
 ROOM = os.environ.get("BENCH_ROOM", "room")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
 OPTIONS = {"per_message_deflate": {"threshold": 1024}} if os.environ.get("BENCH_DEFLATE") else {}
+ADMIN = os.environ.get("BENCH_ADMIN")
 
 if REDIS:
     from fastsio.redis import create_adapter
@@ -36,6 +39,8 @@ if REDIS:
     sio = fastsio.Server(adapter=create_adapter(REDIS, key=KEY), **OPTIONS)
 else:
     sio = fastsio.Server(**OPTIONS)
+if ADMIN:
+    sio.instrument(auth=None, mode=ADMIN)
 
 
 @sio.on("echo")
@@ -66,8 +71,9 @@ def main() -> None:
     cluster = f", Redis adapter on {REDIS} key {KEY!r}" if REDIS else ""
     workers = f", {WORKERS} workers" if WORKERS != 1 else ""
     deflate = ", permessage-deflate" if OPTIONS else ""
+    admin = f", Admin UI instrumentation in {ADMIN} mode" if ADMIN else ""
     print(
-        f"fastsio ({codecs} codecs{cluster}{workers}{deflate}) listening on {host}:{port}",
+        f"fastsio ({codecs} codecs{cluster}{workers}{deflate}{admin}) listening on {host}:{port}",
         flush=True,
     )
     sio.run(host, port, workers=WORKERS)
