@@ -63,6 +63,7 @@ TRAFFIC = (
 )
 
 _EVENT = _impl.socketio.EVENT
+_BINARY_EVENT = _impl.socketio.BINARY_EVENT
 
 #: adapters that reach no other server: with one of these, what no admin of this server can see
 #: is not reported
@@ -218,34 +219,44 @@ class Instrumentation:
 
     # -- what the server does (development mode) ----------------------------------------------
 
-    def _report(self, event: str, *args: Any) -> None:
-        """``admin.emit(event, *args)``, unless nobody could see it: no admin connected, and an
-        adapter that reaches no other server (an admin of another server would get it)."""
+    def _watching(self) -> bool:
+        """Whether a report could reach an admin: one is connected here, or the adapter reaches
+        other servers (an admin of another server would get it). Asked before a report's
+        arguments are made: with nobody to see them, development mode costs a call per event."""
         admin = self.admin
-        if admin.sockets or type(admin.adapter) not in _LOCAL_ADAPTERS:
-            admin.emit(event, *args)
+        return bool(admin.sockets) or type(admin.adapter) not in _LOCAL_ADAPTERS
+
+    def _report(self, event: str, *args: Any) -> None:
+        """``admin.emit(event, *args)`` if an admin could see it."""
+        if self._watching():
+            self.admin.emit(event, *args)
 
     def _watch(self, nsp: Any) -> None:
         name = nsp.name
-        is_admin = nsp is self.admin
-        report = self._report
+        admin = self.admin
+        is_admin = nsp is admin
+        watching = self._watching
 
         def connected(socket: Any) -> None:
             socket.data = _ReportedData(socket.data, self._data_changed(socket, name))
-            report("socket_connected", self._serialize(socket, name), now())
+            if watching():
+                admin.emit("socket_connected", self._serialize(socket, name), now())
             client = socket.client
             self._report_upgrade(client)
             if not is_admin:
                 self._report_sent_events(client)
-                socket.on_any(
-                    lambda event, *args: report(
-                        "event_received", name, socket.id, [event, *args], now()
-                    )
-                )
-            socket.on(
-                "disconnect",
-                lambda reason: report("socket_disconnected", name, socket.id, reason, now()),
-            )
+
+                def received(event: str, *args: Any) -> None:
+                    if watching():
+                        admin.emit("event_received", name, socket.id, [event, *args], now())
+
+                socket.on_any(received)
+
+            def disconnected(reason: str) -> None:
+                if watching():
+                    admin.emit("socket_disconnected", name, socket.id, reason, now())
+
+            socket.on("disconnect", disconnected)
 
         # first, as Node's prependListener: the app's handlers may emit or disconnect
         nsp._handlers.setdefault("connection", []).insert(0, connected)
@@ -259,19 +270,23 @@ class Instrumentation:
         if not hasattr(adapter, "room_listener"):
             return
         name = nsp.name
-        report = self._report
+        admin = self.admin
+        watching = self._watching
 
         def rooms_changed(kind: str, room: Any, sid: str) -> None:
-            report("room_joined" if kind == "join" else "room_left", name, room, sid, now())
+            if watching():
+                event = "room_joined" if kind == "join" else "room_left"
+                admin.emit(event, name, room, sid, now())
 
         adapter.room_listener = rooms_changed
-        if nsp is not self.admin:
+        if nsp is not admin:
 
             def broadcast_sent(sockets: list, packet: Any) -> None:
-                if packet.type == _EVENT or packet.type == _impl.socketio.BINARY_EVENT:
+                kind = packet.type
+                if (kind == _EVENT or kind == _BINARY_EVENT) and watching():
                     timestamp = now()
                     for socket in sockets:
-                        report("event_sent", name, socket.id, packet.data, timestamp)
+                        admin.emit("event_sent", name, socket.id, packet.data, timestamp)
 
             adapter.broadcast_listener = broadcast_sent
 
@@ -282,15 +297,16 @@ class Instrumentation:
         encode = client.encode
         if getattr(encode, "reports_events", False):
             return
-        admin_name = self.admin.name
-        report = self._report
+        admin = self.admin
+        admin_name = admin.name
+        watching = self._watching
 
         def encode_reported(kind: int, nsp: str, data: Any, ack_id: Any) -> list:
             parts = encode(kind, nsp, data, ack_id)
-            if kind == _EVENT and nsp != admin_name:
+            if kind == _EVENT and nsp != admin_name and watching():
                 socket = client.sockets.get(nsp)
                 if socket is not None:
-                    report("event_sent", nsp, socket.id, data, now())
+                    admin.emit("event_sent", nsp, socket.id, data, now())
             return parts
 
         encode_reported.reports_events = True  # type: ignore[attr-defined]
