@@ -11,26 +11,11 @@ starts.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from chat_demo_module import load_chat_demo
 
 from fastsio.protocol import deflate
 
-HERE = Path(__file__).resolve().parent
-DEMO = HERE.parent.parent / "examples" / "chat" / "app.py"
-
-
-def _load_demo():
-    spec = importlib.util.spec_from_file_location("fastsio_chat_demo", DEMO)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load_demo()
+demo = load_chat_demo()
 sio = demo.sio
 sio.per_message_deflate = deflate.deflate_options({"threshold": 0})
 

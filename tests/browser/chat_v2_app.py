@@ -9,12 +9,11 @@ bundle from tests/browser/node_modules (``npm ci --prefix tests/browser``), and 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+from chat_demo_module import load_chat_demo
+
 HERE = Path(__file__).resolve().parent
-DEMO = HERE.parent.parent / "examples" / "chat" / "app.py"
 V2_BUNDLE = HERE / "node_modules" / "socket.io-client" / "dist"
 
 if not (V2_BUNDLE / "socket.io.js").is_file():
@@ -22,17 +21,7 @@ if not (V2_BUNDLE / "socket.io.js").is_file():
         f"The 2.x client is missing ({V2_BUNDLE}): run `npm ci --prefix {HERE}` first."
     )
 
-
-def _load_demo():
-    spec = importlib.util.spec_from_file_location("fastsio_chat_demo", DEMO)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load_demo()
+demo = load_chat_demo()
 sio = demo.sio
 sio.serve_client = V2_BUNDLE
 sio.allow_eio3 = True

@@ -112,6 +112,9 @@ class ChatServer:
     """``fastsio run TARGET --port N`` in a subprocess (stdout and stderr merged, read by a
     thread and kept in ``output``)."""
 
+    #: a file the server serves once it is ready
+    ready_path = "/chat.js"
+
     def __init__(self, target: str, port: int) -> None:
         self.target = target
         self.port = port
@@ -170,7 +173,7 @@ class ChatServer:
         deadline = time.monotonic() + 10
         while True:
             try:
-                status, _ = http_get(self.url + "/chat.js")
+                status, _ = http_get(self.url + self.ready_path)
                 assert status == 200
                 return
             except OSError:
