@@ -11,7 +11,9 @@ key BENCH_REDIS_KEY, default "socket.io"); BENCH_ROOM names the room (default "r
 BENCH_DEFLATE=1 turns permessage-deflate on (threshold 1024 bytes, as Node's perMessageDeflate with
 {threshold: 1024}); the driver's broadcast-deflate scenario sets it.
 BENCH_ADMIN=production|development instruments the server for the Admin UI
-(``sio.instrument(auth=None, mode=...)``; the driver's fastsio-admin and fastsio-admin-dev).
+(``sio.instrument(auth=None, mode=...)``; the driver's fastsio-admin and fastsio-admin-dev);
+BENCH_ADMIN_INTERVAL=S sends its server_stats every S seconds instead of 2 (bench/instructions.py
+sets it high: under valgrind a timer fires 50 times more often per message than at full speed).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ if REDIS:
 else:
     sio = fastsio.Server(**OPTIONS)
 if ADMIN:
+    if os.environ.get("BENCH_ADMIN_INTERVAL"):
+        import fastsio.admin
+
+        fastsio.admin.STATS_INTERVAL = float(os.environ["BENCH_ADMIN_INTERVAL"])
     sio.instrument(auth=None, mode=ADMIN)
 
 
