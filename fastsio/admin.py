@@ -36,6 +36,7 @@ import os
 import secrets
 import socket as socket_module
 import time
+import weakref
 from datetime import datetime, timezone
 from typing import Any
 
@@ -148,6 +149,7 @@ class Instrumentation:
         self.features = features
         self._timer: asyncio.TimerHandle | None = None
         self._watched: list = []  # the namespaces reported on (development mode)
+        self._upgrades_watched: weakref.WeakSet = weakref.WeakSet()  # their polling sessions
 
         self.admin.use(self._authenticate)
         self.admin.on("connection", self._admin_connected)
@@ -314,19 +316,20 @@ class Instrumentation:
 
     def _report_upgrade(self, client: Any) -> None:
         """``socket_updated`` with the new transport for each of the client's sockets, once its
-        session has moved to a WebSocket."""
+        session has moved to a WebSocket (the session's "upgrade" event)."""
         session = getattr(client, "session", None)
-        if session is None or getattr(session, "transport_name", "") != "polling":
+        if getattr(session, "transport_name", "") != "polling" or not hasattr(session, "on"):
             return
+        if session in self._upgrades_watched:
+            return  # another namespace of the same client: its listener reports them all
+        self._upgrades_watched.add(session)
 
-        def upgraded() -> None:
-            transport = session.transport_name
+        def upgraded(transport: Any) -> None:
+            name = session.transport_name
             for nsp, socket in list(client.sockets.items()):
-                self._report(
-                    "socket_updated", {"id": socket.id, "nsp": nsp, "transport": transport}
-                )
+                self._report("socket_updated", {"id": socket.id, "nsp": nsp, "transport": name})
 
-        session.on_upgrade = upgraded
+        session.on("upgrade", upgraded)
 
     def _data_changed(self, socket: Any, nsp: str) -> Any:
         def changed(data: dict) -> None:

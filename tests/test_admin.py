@@ -290,6 +290,6 @@ async def test_instrumentation_costs_nothing_when_off(server, node):
     await user.connect("u")
     user_id = (await user.expect("connect", name="u"))["id"]
     socket = server.sockets[user_id]
-    assert socket.client.session.on_upgrade is None
+    assert socket.client.session._listeners is None  # no "upgrade" listener
     assert socket.client.session._ws.meter is None
     assert type(socket.data) is dict
