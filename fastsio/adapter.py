@@ -389,10 +389,6 @@ class InMemoryAdapter(Adapter):
     #: (Node's adapter events "join-room" / "leave-room"; the Admin UI's instrumentation uses
     #: it). None: nothing is called, nothing is paid.
     room_listener: Callable[[str, Any, str], None] | None = None
-    #: ``listener(sockets, packet)`` after each broadcast's local fan-out, with the sockets it
-    #: reached (Node's adapter calls ``socket.notifyOutgoingListeners(packet)`` for each; the
-    #: Admin UI's development mode reports them). None: one test per broadcast, nothing more.
-    broadcast_listener: Callable[[list, Any], None] | None = None
 
     def __init__(self, nsp: Any) -> None:
         self.nsp = nsp
@@ -561,8 +557,6 @@ class InMemoryAdapter(Adapter):
             fanout_volatile(sessions, packets, frames)
         else:
             fanout(sessions, packets, frames)
-        if self.broadcast_listener is not None:
-            self.broadcast_listener(sockets, packet)
 
     def broadcast_with_ack(
         self,
@@ -599,8 +593,6 @@ class InMemoryAdapter(Adapter):
             fanout_compressed(sessions, packets, frames)
         else:
             fanout(sessions, packets, frames)
-        if self.broadcast_listener is not None:
-            self.broadcast_listener(sockets, packet)
 
     def cancel_acks(self, ack_id: int) -> None:
         """Forget the acks still awaited for broadcast ``ack_id`` (its timeout expired)."""

@@ -20,9 +20,8 @@ What it costs (nothing when ``instrument()`` is not called):
   and answers are counted where the engine handles them. Each ``server_stats`` takes the
   difference since the last one. So the bytes are those of the frames as sent (headers
   included, compressed if compressed), where Node counts each Engine.IO packet's data.
-- Development mode hooks each connected socket (an ``on_any`` listener, the client's packet
-  encoder for the events it is sent, the adapter's ``broadcast_listener`` for broadcasts): a
-  Python call per event, as Node's listeners are. In one process, with no admin connected,
+- Development mode hooks each connected socket (an ``on_any`` and an ``on_any_outgoing``
+  listener): a Python call per event, as Node's listeners are. In one process, with no admin connected,
   nothing is reported (nobody could see it); with a cluster adapter it is always reported, an
   admin may be on another server.
 """
@@ -62,9 +61,6 @@ TRAFFIC = (
     ("packetsIn", "packets_in"),
     ("packetsOut", "packets_out"),
 )
-
-_EVENT = _impl.socketio.EVENT
-_BINARY_EVENT = _impl.socketio.BINARY_EVENT
 
 #: adapters that reach no other server: with one of these, what no admin of this server can see
 #: is not reported
@@ -246,13 +242,17 @@ class Instrumentation:
             client = socket.client
             self._report_upgrade(client)
             if not is_admin:
-                self._report_sent_events(client)
 
                 def received(event: str, *args: Any) -> None:
                     if watching():
                         admin.emit("event_received", name, socket.id, [event, *args], now())
 
+                def sent(event: str, *args: Any) -> None:
+                    if watching():
+                        admin.emit("event_sent", name, socket.id, [event, *args], now())
+
                 socket.on_any(received)
+                socket.on_any_outgoing(sent)
 
             def disconnected(reason: str) -> None:
                 if watching():
@@ -266,8 +266,8 @@ class Instrumentation:
         self._listen_to_adapter(nsp)
 
     def _listen_to_adapter(self, nsp: Any) -> None:
-        """Room changes and broadcasts of the namespace's adapter (set again at start(): the
-        adapters may be replaced until then, e.g. by ``--workers``)."""
+        """Room changes of the namespace's adapter (set again at start(): the adapters may be
+        replaced until then, e.g. by ``--workers``)."""
         adapter = nsp.adapter
         if not hasattr(adapter, "room_listener"):
             return
@@ -281,38 +281,6 @@ class Instrumentation:
                 admin.emit(event, name, room, sid, now())
 
         adapter.room_listener = rooms_changed
-        if nsp is not admin:
-
-            def broadcast_sent(sockets: list, packet: Any) -> None:
-                kind = packet.type
-                if (kind == _EVENT or kind == _BINARY_EVENT) and watching():
-                    timestamp = now()
-                    for socket in sockets:
-                        admin.emit("event_sent", name, socket.id, packet.data, timestamp)
-
-            adapter.broadcast_listener = broadcast_sent
-
-    def _report_sent_events(self, client: Any) -> None:
-        """Report the events the client's sockets are sent directly (``socket.emit``): each
-        such packet is encoded by ``client.encode``, wrapped here once per client (broadcasts
-        are the adapters' ``broadcast_listener``)."""
-        encode = client.encode
-        if getattr(encode, "reports_events", False):
-            return
-        admin = self.admin
-        admin_name = admin.name
-        watching = self._watching
-
-        def encode_reported(kind: int, nsp: str, data: Any, ack_id: Any) -> list:
-            parts = encode(kind, nsp, data, ack_id)
-            if kind == _EVENT and nsp != admin_name and watching():
-                socket = client.sockets.get(nsp)
-                if socket is not None:
-                    admin.emit("event_sent", nsp, socket.id, data, now())
-            return parts
-
-        encode_reported.reports_events = True  # type: ignore[attr-defined]
-        client.encode = encode_reported
 
     def _report_upgrade(self, client: Any) -> None:
         """``socket_updated`` with the new transport for each of the client's sockets, once its
