@@ -372,16 +372,7 @@ class AsgiExchange:
         return False  # several workers are the native server's
 
     def client_gone(self, request: Request) -> None:
-        if request.responded or request.closed:
-            return
-        request.closed = True
-        request._protocol = None
-        on_close = request.on_close
-        if on_close is not None:
-            try:
-                on_close()
-            except Exception:
-                logger.exception("request on_close callback failed")
+        request.client_gone()
 
 
 class AsgiWebSocket:

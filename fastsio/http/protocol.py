@@ -663,16 +663,8 @@ class HttpProtocol(asyncio.Protocol):
             request._protocol = None
         request = self._current
         self._current = None
-        if request is None or request.responded or request.closed:
-            return
-        request.closed = True
-        request._protocol = None
-        on_close = request.on_close
-        if on_close is not None:
-            try:
-                on_close()
-            except Exception:
-                logger.exception("request on_close callback failed")
+        if request is not None:
+            request.client_gone()
 
 
 class WorkerHttpProtocol(HttpProtocol):

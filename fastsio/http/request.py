@@ -125,6 +125,20 @@ class Request:
         protocol = self._protocol
         return protocol.loop if protocol is not None else asyncio.get_running_loop()
 
+    def client_gone(self) -> None:
+        """The client went away before the answer: ``closed`` becomes True and ``on_close`` is
+        called, once (an answered or already closed request is left alone)."""
+        if self.responded or self.closed:
+            return
+        self.closed = True
+        self._protocol = None
+        on_close = self.on_close
+        if on_close is not None:
+            try:
+                on_close()
+            except Exception:
+                logger.exception("request on_close callback failed")
+
     def respond(self, status: int, headers: Headers = (), body: bytes = b"") -> None:
         """Send the response. Content-Length and Connection are added here; a no-op once the
         request was answered or the client went away."""
