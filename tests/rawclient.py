@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.request
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
@@ -211,3 +212,13 @@ class WebSocketClient:
         self.writer.close()
         if self._pump_task is not None:
             self._pump_task.cancel()
+
+
+async def http_get_url(url: str) -> tuple[int, bytes]:
+    """GET ``url`` (urllib, in a thread): the status and the body."""
+
+    def get():
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+
+    return await asyncio.to_thread(get)

@@ -20,7 +20,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ import pytest
 import fastsio
 from fastsio.cli import build_parser
 
+from .rawclient import http_get_url as http_get
 from .conftest import NODE_DIR, npm_ci
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,14 +245,6 @@ async def tutorial_app(tmp_path, monkeypatch):
     yield start
     for sio in started:
         await asyncio.wait_for(sio.close(), 5)
-
-
-async def http_get(url: str) -> tuple[int, bytes]:
-    def get():
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-
-    return await asyncio.to_thread(get)
 
 
 async def test_step1_serves_the_page_and_the_client(tutorial_app, node):

@@ -21,6 +21,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from .rawclient import http_get_url as http_get
 from .conftest import npm_ci
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,14 +52,6 @@ async def run_example():
     yield start
     for sio in started:
         await asyncio.wait_for(sio.close(), 5)
-
-
-async def http_get(url: str) -> tuple[int, bytes]:
-    def get():
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-
-    return await asyncio.to_thread(get)
 
 
 async def assert_serves_page_and_client(url: str) -> None:
