@@ -8,6 +8,8 @@ Every wait is bounded."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import math
 import ssl
 import threading
@@ -481,6 +483,53 @@ async def test_socketio_2_server_refused_clearly(backends, clients, transports):
     await asyncio.wait_for(client.wait(), WAIT)
     await asyncio.sleep(0.2)
     assert client.io.state == "closed" and not client.active
+
+
+async def _one_write_server(frames: bytes) -> asyncio.AbstractServer:
+    """A WebSocket server that answers the upgrade and ``frames`` in one write, so the client
+    reads the open packet and what follows it in one go."""
+
+    async def serve(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        accept = base64.b64encode(
+            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+        )
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n" + frames
+        )
+        await reader.read()  # until the client hangs up
+        writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+def _text_frame(text: str) -> bytes:
+    data = text.encode()
+    assert len(data) < 126
+    return bytes([0x81, len(data)]) + data
+
+
+async def test_messages_right_behind_the_open_packet_wait_for_the_client():
+    """A 2.x server sends "40" right behind its open packet; read in the same chunk, it must
+    reach the client only once the client is ready for it (it once met a client with no
+    decoder yet and the connect hung until its timeout)."""
+    open_packet = '0{"sid":"s","upgrades":[],"pingInterval":25000,"pingTimeout":20000}'
+    server = await _one_write_server(_text_frame(open_packet) + _text_frame("40"))
+    port = server.sockets[0].getsockname()[1]
+    client = AsyncClient(f"http://127.0.0.1:{port}", transports=("websocket",), reconnection=False)
+    try:
+        with pytest.raises(ConnectError) as info:
+            await asyncio.wait_for(client.connect(), WAIT)
+        assert "Socket.IO 2.x protocol" in info.value.message
+    finally:
+        await client.disconnect()
+        server.close()
 
 
 async def test_path_option(backends, clients):

@@ -846,6 +846,8 @@ class Manager(_Emitter):
         for socket in tuple(self.nsps.values()):
             if socket.active and self.state == "open":
                 socket._on_open()
+        if self.engine is engine:
+            engine.start()
 
     def _open_failed(self, err: ConnectError) -> None:
         retry = (

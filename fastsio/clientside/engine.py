@@ -118,6 +118,8 @@ class EngineClient:
         self._tasks: set = set()
         self._ping_timer: Any = None
         self._closed_waiter: asyncio.Future = self.loop.create_future()
+        # what the session does once the layer above is ready for its messages (see start())
+        self._on_start: Any = None
 
     # -- helpers
 
@@ -160,7 +162,11 @@ class EngineClient:
     # -- opening
 
     async def open(self) -> None:
-        """Handshake on the first transport; TransportError (or EIO3Error) when it fails."""
+        """Handshake on the first transport; TransportError (or EIO3Error) when it fails.
+
+        Nothing reaches the listener before :meth:`start`: a server may send messages right
+        behind its open packet, and the listener may not be ready for them yet.
+        """
         try:
             if self.transports[0] == "websocket":
                 await self._open_websocket()
@@ -208,9 +214,13 @@ class EngineClient:
         self.transport_name = "polling"
         self.state = "open"
         self._reset_ping_timer()
-        rest = packets[1:]
-        if rest:
-            self.loop.call_soon(self._on_packets, rest)
+        self._on_start = lambda: self._start_polling(packets[1:])
+
+    def _start_polling(self, packets: list) -> None:
+        if packets:
+            self._on_packets(packets)
+        if self.state != "open":
+            return
         self._spawn(self._poll_loop())
         if self.upgrade and "websocket" in self.upgrades and "websocket" in self.transports:
             self._spawn(self._probe())
@@ -254,8 +264,13 @@ class EngineClient:
         self.transport_name = "websocket"
         self.state = "open"
         self._reset_ping_timer()
-        # what came after the open packet is handed over once the layer above knows it is open
-        self.loop.call_soon(ws.set_listener, self)
+        self._on_start = lambda: ws.set_listener(self)
+
+    def start(self) -> None:
+        """Deliver what came after the open packet, and what comes next, to the listener."""
+        on_start, self._on_start = self._on_start, None
+        if on_start is not None and self.state == "open":
+            on_start()
 
     # -- heartbeat
 
