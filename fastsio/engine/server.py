@@ -39,6 +39,7 @@ from .hooks import CUSTOM_ID, ENGINE_EVENTS, EngineError, SidCookie, add_headers
 from .ids import id_source, owner_of, owner_prefix
 from .session import MAX_BUFFERED_BYTES, EngineSession
 from .session3 import EngineSession3
+from .timers import TimerQueues
 
 logger = logging.getLogger("fastsio.engine")
 
@@ -64,6 +65,8 @@ class EngineServer:
     def __init__(self, **options: Any) -> None:
         """``options``: those of :meth:`configure`."""
         self.sessions: dict[str, EngineSession] = {}
+        #: the sessions' heartbeat timers, queued by delay (one loop timer per queue)
+        self.timers = TimerQueues()
         #: a WireMeter (fastsio._impl) summing the sessions' traffic, or None: not counted (the
         #: Admin UI's instrumentation sets it; see accept_websocket and PollingTransport)
         self.meter: Any = None

@@ -2,8 +2,9 @@
 it (``transports.py``), the upgrade, the heartbeat and the closing rules.
 (``session3.EngineSession3`` overrides what differs in Engine.IO v3.)
 
-Per-connection state lives in ``__slots__`` objects and the heartbeat is two timer handles per session
-(no task per connection): the server pings every ``ping_interval``; a missing pong closes the session
+Per-connection state lives in ``__slots__`` objects and the heartbeat is one timer per session at a
+time (no task per connection), queued with the other sessions' on the server's timer queues
+(``timers.py``): the server pings every ``ping_interval``; a missing pong closes the session
 ``ping_timeout`` later, to the millisecond of the event loop's clock, not at a periodic sweep.
 
 Closing follows Node's engine.io: only a close from the server side (``close()``) keeps a polling
@@ -63,6 +64,16 @@ class _PacketTap:
     def __call__(self, data: str | bytes) -> None:
         self.session._emit("packet", EnginePacket("message", data))
         self.inner(data)
+
+
+# the heartbeat's timer callbacks: functions of the session, so that one queue serves all
+# sessions (and a subclass's override is the one called)
+def _send_ping(session: EngineSession) -> None:
+    session._send_ping()
+
+
+def _ping_timed_out(session: EngineSession) -> None:
+    session._ping_timed_out()
 
 
 def _ignore_message(data: str | bytes) -> None:
@@ -349,14 +360,18 @@ class EngineSession:
     # -- heartbeat ------------------------------------------------------------------------------
 
     def start_heartbeat(self) -> None:
-        self._ping_handle = self.loop.call_later(self.server.ping_interval, self._send_ping)
+        self._ping_handle = self._call_later(self.server.ping_interval, _send_ping)
+
+    def _call_later(self, delay: float, fire: Callable[[Any], None]) -> Any:
+        # the server's timer queues, not a loop handle each (see timers.py)
+        return self.server.timers.call_later(self.loop, delay, fire, self)
 
     def _send_ping(self) -> None:
         self._ping_handle = None
         if self.closed:
             return
         self.transport.send(PING_PACKET)
-        self._pong_handle = self.loop.call_later(self.server.ping_timeout, self._ping_timed_out)
+        self._pong_handle = self._call_later(self.server.ping_timeout, _ping_timed_out)
 
     def _on_pong(self) -> None:
         handle = self._pong_handle
@@ -364,7 +379,7 @@ class EngineSession:
             return  # a pong nobody asked for: ignore, as Node does
         handle.cancel()
         self._pong_handle = None
-        self._ping_handle = self.loop.call_later(self.server.ping_interval, self._send_ping)
+        self._ping_handle = self._call_later(self.server.ping_interval, _send_ping)
 
     def _ping_timed_out(self) -> None:
         self._pong_handle = None

@@ -31,7 +31,7 @@ from .constants import (
     PONG_PACKET,
     TEXT_PLAIN,
 )
-from .session import EngineSession
+from .session import EngineSession, _ping_timed_out
 from .transports import PollingTransport, WebSocketTransport
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -173,8 +173,8 @@ class EngineSession3(EngineSession):
 
     def start_heartbeat(self) -> None:
         server = self.server
-        self._pong_handle = self.loop.call_later(
-            server.ping_interval + server.ping_timeout, self._ping_timed_out
+        self._pong_handle = self._call_later(
+            server.ping_interval + server.ping_timeout, _ping_timed_out
         )
 
     def _on_ping(self, data: Any) -> None:
@@ -185,6 +185,6 @@ class EngineSession3(EngineSession):
         if handle is not None:
             handle.cancel()
         server = self.server
-        self._pong_handle = self.loop.call_later(
-            server.ping_interval + server.ping_timeout, self._ping_timed_out
+        self._pong_handle = self._call_later(
+            server.ping_interval + server.ping_timeout, _ping_timed_out
         )
