@@ -120,8 +120,16 @@ def main() -> int:
     port = driver.free_port()
     with tempfile.TemporaryDirectory() as tmp:
         server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(port), "--snapshots", tmp,
-             "--frames", str(args.frames)],
+            [
+                sys.executable,
+                __file__,
+                "--serve",
+                str(port),
+                "--snapshots",
+                tmp,
+                "--frames",
+                str(args.frames),
+            ],
             stdout=subprocess.DEVNULL,
         )
         try:
@@ -160,7 +168,9 @@ def report(
     stats = after.compare_to(before, "traceback")
     total = sum(s.size_diff for s in stats)
     blocks = sum(s.count_diff for s in stats)
-    print(f"{n} idle clients; RSS growth (with tracemalloc) {rss_growth_kb / n * 1024:.0f} B/client")
+    print(
+        f"{n} idle clients; RSS growth (with tracemalloc) {rss_growth_kb / n * 1024:.0f} B/client"
+    )
     print(f"traced growth {total / n:.0f} B/client in {blocks / n:.1f} blocks/client\n")
     print(f"{'B/client':>9} {'blocks':>7}  where")
     for s in stats[:top]:

@@ -82,10 +82,9 @@ class TimerQueue:
             entry.target = None
             try:
                 self.fire(target)
-            except Exception as exc:  # as the loop does for a callback: report, go on
-                self.loop.call_exception_handler(
-                    {"message": f"exception in timer callback {self.fire!r}", "exception": exc}
-                )
+            except Exception as exc:  # noqa: BLE001 - as the loop does for a callback: report, go on
+                message = f"exception in timer callback {self.fire!r}"
+                self.loop.call_exception_handler({"message": message, "exception": exc})
         self._handle = self.loop.call_at(entries[0].when, self._expire) if entries else None
 
     def _cancelled(self) -> None:
