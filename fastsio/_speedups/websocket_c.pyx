@@ -16,7 +16,12 @@ pure on random and corrupted input.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.bytearray cimport (
+    PyByteArray_AS_STRING,
+    PyByteArray_FromStringAndSize,
+    PyByteArray_GET_SIZE,
+    PyByteArray_Resize,
+)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport uint64_t
@@ -272,20 +277,17 @@ cdef class FrameReader:
 
     # (its attributes are declared in websocket_c.pxd, for wsconn_c to cimport)
 
-    def __cinit__(self):
-        # never None, even for a subclass that does not call __init__
-        self._buf = bytearray()
-        self._frag_parts = []
-
     def __init__(
         self, max_message_size=1_000_000, require_mask=True, max_fragments=MAX_FRAGMENTS
     ):
         self.max_message_size = max_message_size
         self.require_mask = require_mask
         self.max_fragments = max_fragments
-        self._buf = bytearray()
+        # a partial frame kept for the next read; None until there is one (an idle connection
+        # holds no buffer), then kept, emptied, for the reads after
+        self._buf = None
         self._frag_opcode = 0  # OP_TEXT / OP_BINARY while a fragmented message is in progress
-        self._frag_parts = []
+        self._frag_parts = None  # its parts; None between fragmented messages
         self._frag_size = 0
         self._frag_count = 0  # frames of the fragmented message so far
         self._frag_decoder = None
@@ -324,7 +326,7 @@ cdef class FrameReader:
     @property
     def buffered(self):
         """Bytes held for a frame that is not complete yet."""
-        return len(self._buf)
+        return 0 if self._buf is None else PyByteArray_GET_SIZE(self._buf)
 
     cdef bint _too_big(self, long long length, bint continuation) except -1:
         cdef long long frag_size = self._frag_size if continuation else 0
@@ -346,7 +348,7 @@ cdef class FrameReader:
         cdef const unsigned char* p
         cdef Py_ssize_t n, pos
 
-        if PyByteArray_GET_SIZE(buf):
+        if buf is not None and PyByteArray_GET_SIZE(buf):
             buf += data
             self._buf = buf
             src = buf
@@ -359,9 +361,12 @@ cdef class FrameReader:
             n = len(src)
             pos = self._parse(p, n, out)
             if src is not buf and pos < n:
-                # buf is empty here: keep the partial frame for the next call
-                PyByteArray_Resize(buf, n - pos)
-                memcpy(PyByteArray_AS_STRING(buf), p + pos, n - pos)
+                # buf is None or empty here: keep the partial frame for the next call
+                if buf is None:
+                    self._buf = PyByteArray_FromStringAndSize(<const char*>p + pos, n - pos)
+                else:
+                    PyByteArray_Resize(buf, n - pos)
+                    memcpy(PyByteArray_AS_STRING(buf), p + pos, n - pos)
         finally:
             _release(src, &view)
         if src is buf and pos:
@@ -515,7 +520,7 @@ cdef class FrameReader:
 
     cdef _end_fragmented(self):
         self._frag_opcode = 0
-        self._frag_parts = []
+        self._frag_parts = None
         self._frag_size = 0
         self._frag_count = 0
         self._frag_decoder = None

@@ -430,7 +430,9 @@ class PacketDecoder:
     def __init__(self, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> None:
         self.max_attachments = max_attachments
         self._pending: Packet | None = None
-        self._buffers: list = []
+        # the attachments of the pending packet; None between binary packets (most connections
+        # never get one, and each holds its decoder for its lifetime)
+        self._buffers: list | None = None
 
     @property
     def pending(self) -> bool:
@@ -440,7 +442,7 @@ class PacketDecoder:
     def reset(self) -> None:
         """Drop a partially received binary packet."""
         self._pending = None
-        self._buffers = []
+        self._buffers = None
 
     def feed(self, data: str | bytes) -> Packet | None:
         if isinstance(data, str):
@@ -453,7 +455,7 @@ class PacketDecoder:
                     self._pending = packet
                     self._buffers = []
                     return None
-                _reconstruct(packet.data, self._buffers)
+                _reconstruct(packet.data, [])
             return packet
         pending = self._pending
         if pending is None:
@@ -468,6 +470,6 @@ class PacketDecoder:
         if len(buffers) < pending.attachments:
             return None
         self._pending = None
-        self._buffers = []
+        self._buffers = None
         _reconstruct(pending.data, buffers)
         return pending

@@ -266,9 +266,11 @@ class FrameReader:
         self.max_message_size = max_message_size
         self.require_mask = require_mask
         self.max_fragments = max_fragments
-        self._buf = bytearray()
+        # a partial frame kept for the next read; None until there is one (an idle connection
+        # holds no buffer), then kept, emptied, for the reads after
+        self._buf: bytearray | None = None
         self._frag_opcode = 0  # OP_TEXT / OP_BINARY while a fragmented message is in progress
-        self._frag_parts: list = []
+        self._frag_parts: list | None = None  # its parts; None between fragmented messages
         self._frag_size = 0
         self._frag_count = 0  # frames of the fragmented message so far
         self._frag_decoder = None
@@ -287,7 +289,8 @@ class FrameReader:
     @property
     def buffered(self) -> int:
         """Bytes held for a frame that is not complete yet."""
-        return len(self._buf)
+        buf = self._buf
+        return 0 if buf is None else len(buf)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, str | bytes]]:
         out: list[tuple[int, str | bytes]] = []
@@ -410,7 +413,10 @@ class FrameReader:
             if pos:
                 del buf[:pos]
         elif pos < n:
-            buf += memoryview(src)[pos:]
+            if buf is None:
+                self._buf = bytearray(memoryview(src)[pos:])
+            else:
+                buf += memoryview(src)[pos:]
         return out
 
     def _check_rsv(self, b0: int, opcode: int) -> bool:
@@ -445,7 +451,7 @@ class FrameReader:
 
     def _end_fragmented(self) -> None:
         self._frag_opcode = 0
-        self._frag_parts = []
+        self._frag_parts = None
         self._frag_size = 0
         self._frag_count = 0
         self._frag_decoder = None
