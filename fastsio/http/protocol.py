@@ -23,6 +23,7 @@ from .. import _impl
 from .._impl import WebSocketConnection
 from .body import BodyStream
 from .request import Request
+from .shared import header_name, header_value
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import HttpServer
@@ -246,8 +247,8 @@ class HttpProtocol(asyncio.Protocol):
         if self._header_size > self.server.max_header_size:
             self._error_status = 431
             raise ValueError("request head too large")
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
+        key = header_name(name)
+        text = header_value(key, value)
         headers = self._headers
         previous = headers.get(key)
         headers[key] = text if previous is None else previous + ", " + text

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from .shared import SHARED_VALUE_PARAMS, param
+
 if TYPE_CHECKING:  # pragma: no cover
     from .protocol import HttpProtocol
     from .websocket import WebSocketConnection
@@ -112,6 +114,14 @@ class Request:
         if query is None:
             query = self._query = parse_query(self.query_string)
         return query
+
+    def share_query_strings(self) -> None:
+        """Make ``query``'s names (and Engine.IO's values) shared strings (``shared.py``): for a
+        request kept as long as a session (its handshake), not worth it for the others."""
+        self._query = {
+            param(name): param(value) if name in SHARED_VALUE_PARAMS else value
+            for name, value in self.query.items()
+        }
 
     def json(self) -> Any:
         """The body parsed as JSON (orjson); ValueError if it is not JSON."""
