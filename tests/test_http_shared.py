@@ -13,7 +13,7 @@ def small_tables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shared, "_MAX_ENTRIES", 4)
     monkeypatch.setattr(shared, "_header_names", {})
     monkeypatch.setattr(shared, "_header_values", {})
-    monkeypatch.setattr(shared, "_params", {})
+    monkeypatch.setattr(shared, "_texts", {})
 
 
 def test_header_names_are_lower_case_and_shared(small_tables: None) -> None:
@@ -39,8 +39,8 @@ def test_tables_are_bounded(small_tables: None) -> None:
     long = b"a" * (shared._MAX_LENGTH + 1)
     assert shared.header_value("host", long) == long.decode()
     assert long not in shared._header_values
-    assert [shared.param(f"p{i}") for i in range(10)] == [f"p{i}" for i in range(10)]
-    assert len(shared._params) == 4
+    assert [shared.text(f"p{i}") for i in range(10)] == [f"p{i}" for i in range(10)]
+    assert len(shared._texts) == 4
 
 
 def test_a_request_shares_its_query_strings(small_tables: None) -> None:
@@ -49,13 +49,14 @@ def test_a_request_shares_its_query_strings(small_tables: None) -> None:
         None, "GET", "/?" + query_string, "/", query_string, {}, ("h", 1), False, "1.1", True
     )
     before = dict(request.query)
-    request.share_query_strings()
+    request.share_strings()
     assert request.query == before == parse_query(query_string)
     other = Request(
         None, "GET", "/", "/", "EIO=4&transport=websocket", {}, ("h", 1), False, "1.1", True
     )
-    other.share_query_strings()
+    other.share_strings()
     for name in other.query:  # the same name objects
         assert next(n for n in request.query if n == name) is name
     assert request.query["transport"] is other.query["transport"]
+    assert request.path is other.path and request.http_version is other.http_version
     assert request.query["sid"] == "abc" and request.query["t"] == "x y"

@@ -462,7 +462,7 @@ class EngineServer:
             session_class: Any = PacketLoggingSession if protocol == 4 else PacketLoggingSession3
         else:
             session_class = EngineSession if protocol == 4 else EngineSession3
-        share = getattr(request, "share_query_strings", None)
+        share = getattr(request, "share_strings", None)
         if share is not None:  # a native request: it lives as long as the session
             share()
         session = session_class(self, sid, request, loop)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from .shared import SHARED_VALUE_PARAMS, param
+from . import shared
 
 if TYPE_CHECKING:  # pragma: no cover
     from .protocol import HttpProtocol
@@ -115,13 +115,17 @@ class Request:
             query = self._query = parse_query(self.query_string)
         return query
 
-    def share_query_strings(self) -> None:
-        """Make ``query``'s names (and Engine.IO's values) shared strings (``shared.py``): for a
-        request kept as long as a session (its handshake), not worth it for the others."""
+    def share_strings(self) -> None:
+        """Make ``query``'s names (and Engine.IO's values), ``path`` and ``http_version`` shared
+        strings (``shared.py``): for a request kept as long as a session (its handshake), not
+        worth it for the others. (Header names and values are shared as they are parsed.)"""
+        text = shared.text
         self._query = {
-            param(name): param(value) if name in SHARED_VALUE_PARAMS else value
+            text(name): text(value) if name in shared.SHARED_VALUE_PARAMS else value
             for name, value in self.query.items()
         }
+        self.path = text(self.path)
+        self.http_version = text(self.http_version)
 
     def json(self) -> Any:
         """The body parsed as JSON (orjson); ValueError if it is not JSON."""

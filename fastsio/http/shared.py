@@ -2,8 +2,9 @@
 
 A WebSocket's handshake request lives as long as its session (the Socket.IO handshake keeps its
 headers and query): 5,000 idle clients held 5,000 copies each of "host", "upgrade", "websocket",
-"EIO"... Header names, the values of the headers that clients send alike, and query names go
-through bounded tables instead, which give the same ``str`` for the same bytes. A table takes
+"EIO", "/socket.io/", the client's address... Header names, the values of the headers that
+clients send alike, and (through ``text``) query names, paths, HTTP versions and peer addresses
+go through bounded tables instead, which give the same ``str`` for the same content. A table takes
 no more than ``_MAX_ENTRIES`` strings of at most ``_MAX_LENGTH`` characters, so a client that
 makes names up cannot grow it; past that, strings are decoded as they would be without it.
 """
@@ -40,7 +41,7 @@ SHARED_VALUE_PARAMS = frozenset({"EIO", "transport"})
 
 _header_names: dict[bytes, str] = {}
 _header_values: dict[bytes, str] = {}
-_params: dict[str, str] = {}
+_texts: dict[str, str] = {}
 
 
 def header_name(raw: bytes) -> str:
@@ -65,11 +66,11 @@ def header_value(name: str, raw: bytes) -> str:
     return value
 
 
-def param(text: str) -> str:
-    """``text`` (a query parameter's name, or a value of one of SHARED_VALUE_PARAMS), shared."""
-    shared = _params.get(text)
+def text(value: str) -> str:
+    """The shared ``str`` equal to ``value`` (``value`` itself the first time)."""
+    shared = _texts.get(value)
     if shared is None:
-        shared = text
-        if len(text) <= _MAX_LENGTH and len(_params) < _MAX_ENTRIES:
-            _params[text] = text
+        shared = value
+        if len(value) <= _MAX_LENGTH and len(_texts) < _MAX_ENTRIES:
+            _texts[value] = value
     return shared
