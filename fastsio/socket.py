@@ -62,7 +62,8 @@ class Handshake:
     namespaces: do not change them); ``time`` is derived from ``issued`` when read.
     """
 
-    __slots__ = ("address", "auth", "headers", "issued", "query", "secure", "url", "xdomain")
+    # _auth: left unset when the client sent none (``auth`` makes the {} when first read)
+    __slots__ = ("_auth", "address", "headers", "issued", "query", "secure", "url", "xdomain")
 
     _FIELDS = ("headers", "query", "auth", "address", "time", "issued", "url", "secure", "xdomain")
 
@@ -71,12 +72,25 @@ class Handshake:
         client = getattr(request, "client", None)
         self.headers: dict = headers
         self.query: dict = getattr(request, "query", None) or {}
-        self.auth: dict = auth if auth is not None else {}
+        if auth is not None:
+            self._auth = auth
         self.address: str = client[0] if client else ""
         self.issued: int = int(time.time() * 1000)
         self.url: str = getattr(request, "url", "") or ""
         self.secure: bool = bool(getattr(request, "secure", False))
         self.xdomain: bool = "origin" in headers
+
+    @property
+    def auth(self) -> dict:
+        try:
+            return self._auth
+        except AttributeError:  # none sent: an idle connection holds no empty dict for it
+            auth = self._auth = {}
+            return auth
+
+    @auth.setter
+    def auth(self, value: dict) -> None:
+        self._auth = value
 
     @property
     def time(self) -> str:
@@ -180,6 +194,7 @@ class Socket:
         "_acks",
         "_any_listeners",
         "_any_outgoing",
+        "_data",  # left unset until ``data`` is first read (most sockets never use it)
         "_hooked",
         "_listeners",
         "_packet_middlewares",
@@ -187,7 +202,6 @@ class Socket:
         "adapter",
         "client",
         "connected",
-        "data",
         "handshake",
         "id",
         "nsp",
@@ -212,7 +226,6 @@ class Socket:
             # a v2 client's namespace query ("/admin?token=x"): in handshake.query too, the
             # request's own values first, as socket.io 2.x servers did
             self.handshake.query = {**auth, **self.handshake.query}
-        self.data: dict = {}
         self.connected = False
         self._state = CONNECTING
         self._acks: dict | None = None
@@ -226,6 +239,19 @@ class Socket:
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} nsp={self.nsp.name} connected={self.connected}>"
+
+    @property
+    def data(self) -> Any:
+        """Free for the application: a dict unless set to something else."""
+        try:
+            return self._data
+        except AttributeError:
+            data = self._data = {}
+            return data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self._data = value
 
     # -- what it is connected through ----------------------------------------------------------
 
