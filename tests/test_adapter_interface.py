@@ -64,3 +64,50 @@ async def test_server_events_reach_handlers_and_answer():
     sio.main_namespace.handle_server_event("sum", [2, 3], answers.append)
     sio.main_namespace.handle_server_event("unknown", [], answers.append)
     assert answers == [5, None]
+
+
+def test_room_index_with_shared_own_room_sets_matches_a_plain_model():
+    # a socket alone in its own room shares one set between _sids and _rooms: any sequence of
+    # joins and leaves must leave the same index as two plain dicts of sets would
+    import random
+
+    from fastsio.adapter import InMemoryAdapter
+
+    rng = random.Random(15)
+    socket_ids = ["a", "b", "c", "d"]
+    room_names = [*socket_ids, "x", "y"]
+    for _ in range(300):
+        adapter = InMemoryAdapter(nsp=None)
+        rooms: dict = {}
+        sids: dict = {}
+        for _ in range(40):
+            sid = rng.choice(socket_ids)
+            op = rng.random()
+            if op < 0.45:
+                joined = [sid] if sid not in sids else rng.sample(room_names, rng.randint(0, 3))
+                adapter.add_all(sid, joined)
+                own = sids.setdefault(sid, set())
+                for room in joined:
+                    own.add(room)
+                    rooms.setdefault(room, set()).add(sid)
+            elif op < 0.75:
+                room = rng.choice(room_names)
+                adapter.delete(sid, room)
+                sids.get(sid, set()).discard(room)
+                if room in rooms:
+                    rooms[room].discard(sid)
+                    if not rooms[room]:
+                        del rooms[room]
+            else:
+                held = adapter.socket_rooms(sid)
+                before = set(held) if held is not None else None
+                adapter.del_all(sid)
+                assert (set(held) if held is not None else None) == before  # left as it was
+                for room in sids.pop(sid, set()):
+                    rooms[room].discard(sid)
+                    if not rooms[room]:
+                        del rooms[room]
+            assert adapter._rooms == rooms and adapter._sids == sids
+            for sid, own in adapter._sids.items():
+                if adapter._rooms.get(sid) is own:
+                    assert own == {sid}
