@@ -14,6 +14,7 @@ def small_tables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shared, "_header_names", {})
     monkeypatch.setattr(shared, "_header_values", {})
     monkeypatch.setattr(shared, "_texts", {})
+    monkeypatch.setattr(shared, "_addresses", {})
 
 
 def test_header_names_are_lower_case_and_shared(small_tables: None) -> None:
@@ -59,4 +60,22 @@ def test_a_request_shares_its_query_strings(small_tables: None) -> None:
         assert next(n for n in request.query if n == name) is name
     assert request.query["transport"] is other.query["transport"]
     assert request.path is other.path and request.http_version is other.http_version
+    # the same target: shared, but not one with a cache-buster
+    again = Request(
+        None,
+        "GET",
+        "/?EIO=4&transport=websocket",
+        "/",
+        "EIO=4&transport=websocket",
+        {},
+        ("h", 1),
+        False,
+        "1.1",
+        True,
+    )
+    again.share_strings()
+    assert again.url == "/?EIO=4&transport=websocket" and again.query_string is other.query_string
+    assert again.url is shared.text("/?EIO=4&transport=websocket")
+    assert "EIO=4&transport=websocket&sid=abc&t=x%20y" not in shared._texts
+    assert shared.address("10.0.0.1") is shared.address("10.0.0." + "1")
     assert request.query["sid"] == "abc" and request.query["t"] == "x y"

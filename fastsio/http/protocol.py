@@ -23,8 +23,8 @@ from .. import _impl
 from .._impl import WebSocketConnection
 from .body import BodyStream
 from .request import Request
+from .shared import address as shared_address
 from .shared import header_name, header_value
-from .shared import text as shared_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import HttpServer
@@ -172,7 +172,7 @@ class HttpProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             # the address shared: a WebSocket's request keeps it for the session's lifetime
-            self.client = (shared_text(peer[0]), peer[1])
+            self.client = (shared_address(peer[0]), peer[1])
         self.secure = transport.get_extra_info("sslcontext") is not None
 
     def data_received(self, data: bytes) -> None:
@@ -698,7 +698,7 @@ class WorkerHttpProtocol(HttpProtocol):
             return
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
-            self.client = (shared_text(peer[0]), peer[1])
+            self.client = (shared_address(peer[0]), peer[1])
         # uvloop keeps the bound data_received of the protocol it was given: give it again
         transport.set_protocol(self)
         HttpProtocol.data_received(self, data)

@@ -116,8 +116,8 @@ class Request:
         return query
 
     def share_strings(self) -> None:
-        """Make ``query``'s names (and Engine.IO's values), ``path`` and ``http_version`` shared
-        strings (``shared.py``): for a request kept as long as a session (its handshake), not
+        """Make ``query``'s names (and Engine.IO's values), ``path``, ``http_version``, ``url``
+        and ``query_string`` shared strings (``shared.py``): for a request kept as long as a session (its handshake), not
         worth it for the others. (Header names and values are shared as they are parsed.)"""
         text = shared.text
         self._query = {
@@ -126,6 +126,11 @@ class Request:
         }
         self.path = text(self.path)
         self.http_version = text(self.http_version)
+        if "t" not in self._query:
+            # the same target for every client of a kind (a polling handshake's "t", its
+            # cache-buster, makes it unique: not worth a place in the table)
+            self.url = text(self.url)
+            self.query_string = text(self.query_string)
 
     def json(self) -> Any:
         """The body parsed as JSON (orjson); ValueError if it is not JSON."""

@@ -3,8 +3,8 @@
 A WebSocket's handshake request lives as long as its session (the Socket.IO handshake keeps its
 headers and query): 5,000 idle clients held 5,000 copies each of "host", "upgrade", "websocket",
 "EIO", "/socket.io/", the client's address... Header names, the values of the headers that
-clients send alike, and (through ``text``) query names, paths, HTTP versions and peer addresses
-go through bounded tables instead, which give the same ``str`` for the same content. A table takes
+clients send alike, peer addresses and (through ``text``) query names, paths, request targets and
+HTTP versions go through bounded tables instead, which give the same ``str`` for the same content. A table takes
 no more than ``_MAX_ENTRIES`` strings of at most ``_MAX_LENGTH`` characters, so a client that
 makes names up cannot grow it; past that, strings are decoded as they would be without it.
 """
@@ -42,6 +42,7 @@ SHARED_VALUE_PARAMS = frozenset({"EIO", "transport"})
 _header_names: dict[bytes, str] = {}
 _header_values: dict[bytes, str] = {}
 _texts: dict[str, str] = {}
+_addresses: dict[str, str] = {}  # its own table: many clients' addresses crowd out nothing
 
 
 def header_name(raw: bytes) -> str:
@@ -68,9 +69,18 @@ def header_value(name: str, raw: bytes) -> str:
 
 def text(value: str) -> str:
     """The shared ``str`` equal to ``value`` (``value`` itself the first time)."""
-    shared = _texts.get(value)
+    return _share(_texts, value)
+
+
+def address(host: str) -> str:
+    """A peer's address (the host part of ``peername``), shared."""
+    return _share(_addresses, host)
+
+
+def _share(table: dict[str, str], value: str) -> str:
+    shared = table.get(value)
     if shared is None:
         shared = value
-        if len(value) <= _MAX_LENGTH and len(_texts) < _MAX_ENTRIES:
-            _texts[value] = value
+        if len(value) <= _MAX_LENGTH and len(table) < _MAX_ENTRIES:
+            table[value] = value
     return shared
