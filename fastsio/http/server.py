@@ -19,6 +19,11 @@ logger = logging.getLogger("fastsio.http")
 Handler = Callable[[Request], None]
 
 _TEXT_PLAIN = [("Content-Type", "text/plain; charset=utf-8")]
+# Paths whose mount is remembered (HttpServer.route): up to this many, of up to this many
+# characters; past that the memory starts over, so clients asking for ever new paths cannot grow
+# it (at most ~64 KB).
+_ROUTES_CACHED = 256
+_ROUTE_CACHED_LENGTH = 200
 
 
 def not_found(request: Request) -> None:
@@ -80,6 +85,10 @@ class HttpServer:
         self.default_handler: Handler = not_found
         # (prefix without trailing slash, that prefix + "/", handler), longest first
         self._mounts: list[tuple[str, str, Handler]] = []
+        # path -> (handler, prefix) of a mount, for route(): every Engine.IO request has the
+        # same path, which a dict finds at once, where the loop tries every longer mount first
+        # (the client files' mounts) with a str.startswith each
+        self._routes: dict[str, tuple[Handler, str]] = {}
         # Open HttpProtocol and WebSocketConnection objects, closed by close().
         self._connections: set[Any] = set()
         self._server: asyncio.AbstractServer | None = None
@@ -118,13 +127,23 @@ class HttpServer:
         mounts.append((base, base + "/", handler))
         mounts.sort(key=lambda m: len(m[0]), reverse=True)
         self._mounts = mounts
+        self._routes = {}
 
     def route(self, path: str) -> tuple[Handler, str]:
         """The handler for ``path`` and the prefix it was mounted at."""
+        found = self._routes.get(path)
+        if found is not None:
+            return found
         for base, base_slash, handler in self._mounts:
             if path.startswith(base_slash) or path == base:
-                return handler, base
-        return self.default_handler, ""
+                found = (handler, base)
+                if len(path) <= _ROUTE_CACHED_LENGTH:
+                    routes = self._routes
+                    if len(routes) >= _ROUTES_CACHED:
+                        routes.clear()
+                    routes[path] = found
+                return found
+        return self.default_handler, ""  # not remembered: default_handler may be changed
 
     def trust_proxies(self, proxies: Any) -> None:
         """Behind a reverse proxy: requests from one of ``proxies`` (an ``http.proxy.
