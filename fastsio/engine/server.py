@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -23,9 +23,13 @@ import orjson
 from ..http.compression import accept_websocket as accept_compressed_websocket
 from ..http.compression import http_compression_options
 from ..http.cors import cors_headers, origin_allowed, preflight_headers
+from ..http.request import PreparedHeaders
 from ..protocol.deflate import deflate_options
 from .constants import (
     APPLICATION_JSON,
+    OCTET_STREAM,
+    TEXT_HTML,
+    TEXT_PLAIN,
     BAD_HANDSHAKE_METHOD,
     BAD_REQUEST,
     ERROR_MESSAGES,
@@ -45,6 +49,11 @@ logger = logging.getLogger("fastsio.engine")
 
 KNOWN_TRANSPORTS = ("polling", "websocket")
 _REFUSED_ORIGINS_KEPT = 1000  # origins warned about once each (then debug): a bounded set
+# The headers of the engine's answers without CORS or the app's headers: made once
+_CONTENT_TYPE_HEADERS = {
+    content_type: PreparedHeaders([("Content-Type", content_type)])
+    for content_type in (TEXT_PLAIN, TEXT_HTML, APPLICATION_JSON, OCTET_STREAM)
+}
 
 
 def http_body_limit(max_http_buffer_size: int) -> int:
@@ -516,18 +525,21 @@ class EngineServer:
 
     def response_headers(
         self, request: Any, content_type: str, sid: str | None = None
-    ) -> list[tuple[str, str]]:
+    ) -> Sequence[tuple[str, str]]:
         """The headers of a session's answer to ``request`` (``sid``: the session's): its
         content type, CORS when enabled, and the app's (the sid cookie on the handshake's
-        answer, the ``initial_headers`` / ``headers`` listeners)."""
+        answer, the ``initial_headers`` / ``headers`` listeners). Shared and immutable (a
+        ``PreparedHeaders``) when that is the content type alone: copy it to add any."""
         headers = self._base_headers(request, content_type)
         if self._extra_headers and sid is not None:
+            headers = list(headers)
             self._add_hooked_headers(request, headers, sid)
         return headers
 
-    def _base_headers(self, request: Any, content_type: str) -> list[tuple[str, str]]:
+    def _base_headers(self, request: Any, content_type: str) -> Sequence[tuple[str, str]]:
         if self.cors_allowed_origins is None:
-            return [("Content-Type", content_type)]
+            prepared = _CONTENT_TYPE_HEADERS.get(content_type)
+            return prepared if prepared is not None else [("Content-Type", content_type)]
         cors = cors_headers(
             request.headers.get("origin"), self.cors_allowed_origins, self.cors_credentials
         )

@@ -160,7 +160,8 @@ class PollingTransport:
         server = self.server
         headers = server.response_headers(request, content_type, self.session.sid)
         http_compression = server.http_compression
-        if http_compression is not None and compress:
+        if http_compression is not None and compress and len(body) >= http_compression.threshold:
+            headers = list(headers)  # encode adds its own
             body = http_compression.encode(request, headers, body)
         request.respond(200, headers, body)
         meter = server.meter

@@ -22,7 +22,7 @@ import httptools
 from .. import _impl
 from .._impl import WebSocketConnection
 from .body import BodyStream
-from .request import Request
+from .request import PreparedHeaders, Request
 from .shared import address as shared_address
 from .shared import header_name, header_value
 
@@ -416,11 +416,14 @@ class HttpProtocol(asyncio.Protocol):
             body = body.encode("utf-8")
         parts = [STATUS_LINES.get(status) or _status_line(status)]
         length = None
-        for name, value in headers:
-            if len(name) == 14 and name.lower() == "content-length":
-                length = value  # ours wins, except for HEAD (the length of what GET would send)
-                continue
-            parts.append(f"{name}: {value}\r\n")
+        if type(headers) is PreparedHeaders:
+            parts.append(headers.lines)  # made once, without Content-Length
+        else:
+            for name, value in headers:
+                if len(name) == 14 and name.lower() == "content-length":
+                    length = value  # ours wins, except for HEAD (what GET would send)
+                    continue
+                parts.append(f"{name}: {value}\r\n")
         head_only = request.method == "HEAD"
         if status in (204, 304) or status < 200:
             # RFC 9110 8.6: no Content-Length (and no body) on 1xx/204; 304 has no body either.

@@ -19,6 +19,22 @@ logger = logging.getLogger("fastsio.http")
 Headers = Iterable[tuple[str, str]]
 
 
+class PreparedHeaders(tuple):
+    """Response headers answered again and again (the engine's polling answers): a tuple of
+    (name, value) pairs like any headers, whose lines are made once (``lines``), so that the
+    native server writes them as they are instead of going through them per answer. Without
+    Content-Length (the server adds the body's); immutable, so one object serves every answer."""
+
+    lines: str
+
+    def __new__(cls, pairs: Headers) -> PreparedHeaders:
+        self = super().__new__(cls, ((str(name), str(value)) for name, value in pairs))
+        if any(name.lower() == "content-length" for name, _ in self):
+            raise ValueError("PreparedHeaders take no Content-Length")
+        self.lines = "".join(f"{name}: {value}\r\n" for name, value in self)
+        return self
+
+
 def parse_query(query_string: str) -> dict[str, str]:
     """The query string as a dict (a repeated key keeps its last value, blank values are kept),
     as ``dict(parse_qsl(query_string, keep_blank_values=True))``. Engine.IO queries
