@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import codecs
 import operator
-from base64 import b64encode
-from hashlib import sha1
+from binascii import b2a_base64
 from struct import Struct
+
+try:
+    # CPython's own SHA-1: ~2,000 instructions less per handshake than hashlib's OpenSSL one,
+    # whose every new hash object goes through OpenSSL 3's algorithm fetch
+    from _sha1 import sha1
+except ImportError:  # pragma: no cover - a CPython built without its own hashes
+    from hashlib import sha1
 
 from .errors import WebSocketError
 
@@ -207,7 +213,8 @@ def parse_close_payload(payload: bytes | bytearray | memoryview) -> tuple[int, s
 
 def accept_key(key: str) -> str:
     """The Sec-WebSocket-Accept value for a Sec-WebSocket-Key."""
-    return b64encode(sha1((key + GUID).encode("ascii")).digest()).decode("ascii")
+    digest = sha1((key + GUID).encode("ascii")).digest()
+    return b2a_base64(digest, newline=False).decode("ascii")
 
 
 def _decode_text(payload: bytes) -> str:
