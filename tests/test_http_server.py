@@ -590,3 +590,63 @@ def test_longest_prefix_wins_at_segment_boundaries(run):
 def test_mount_prefix_must_be_absolute():
     with pytest.raises(ValueError):
         HttpServer().mount("api", echo)
+
+
+def test_route_remembers_paths_within_bounds():
+    server = HttpServer()
+
+    def first(request: Request) -> None:
+        pass
+
+    def second(request: Request) -> None:
+        pass
+
+    server.mount("/a", first)
+    assert server.route("/a/x") == (first, "/a")
+    assert server.route("/a/x") == (first, "/a")  # remembered
+    # a new mount is seen at once, also for a path remembered before it
+    server.mount("/a/x", second)
+    assert server.route("/a/x") == (second, "/a/x")
+    assert server.route("/a/y") == (first, "/a")
+    # no mount: the default handler, never remembered (it may be changed)
+    assert server.route("/b") == (server.default_handler, "")
+    server.default_handler = second
+    assert server.route("/b") == (second, "")
+    # clients asking for ever new paths do not grow the memory past its bound
+    server.mount("/", first)
+    for i in range(2000):
+        assert server.route(f"/p{i}") == (first, "")
+    assert server.route("/" + "x" * 5000) == (first, "")
+    assert 0 < len(server._routes) <= 256
+    assert all(len(path) <= 200 for path in server._routes)
+
+
+def test_prepared_headers_answer_as_a_list_does(run):
+    from fastsio.http.request import PreparedHeaders
+
+    prepared = PreparedHeaders([("Content-Type", "text/plain"), ("X-Extra", "1")])
+    assert list(prepared) == [("Content-Type", "text/plain"), ("X-Extra", "1")]
+    with pytest.raises(ValueError):
+        PreparedHeaders([("Content-Length", "3")])
+
+    def handler(request: Request) -> None:
+        headers = prepared if request.path == "/prepared" else list(prepared)
+        request.respond(200, headers, b"same")
+
+    async def main():
+        async with serve({"/": handler}) as (_, port):
+            reader, writer = await connect(port)
+            raw = []
+            for path in ("/prepared", "/list", "/prepared"):
+                writer.write(request_bytes("GET", path))
+                raw.append(await asyncio.wait_for(reader.readuntil(b"same"), TIMEOUT))
+            writer.write(request_bytes("HEAD", "/prepared", version="1.0"))
+            status, headers, _ = await read_response(reader, head_only=True)
+            writer.close()
+        assert raw[0] == raw[1] == raw[2]
+        assert raw[0].startswith(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Extra: 1\r\n")
+        assert b"Content-Length: 4\r\n" in raw[0]
+        assert status == 200 and headers["content-length"] == "4"
+        assert headers["x-extra"] == "1" and headers["connection"] == "close"
+
+    run(main())
