@@ -3,6 +3,8 @@ codes and messages, the content types of its answers (engine.io-protocol v3 and 
 
 from __future__ import annotations
 
+from ..http.request import PreparedHeaders
+
 # Packet types as the payload decoders return them (ints; the same in v3 and v4).
 from ..protocol.engineio import CLOSE, MESSAGE, NOOP, OPEN, PING, PONG, UPGRADE
 
@@ -55,12 +57,20 @@ OCTET_STREAM = "application/octet-stream"  # a binary (XHR2) polling payload, v3
 TEXT_HTML = "text/html"  # the "ok" of a POST (as Node: no download dialog in old browsers)
 APPLICATION_JSON = "application/json"  # an error answer
 
+#: the headers of the engine's answers without CORS or the app's headers, by content type:
+#: made once (see PreparedHeaders)
+CONTENT_TYPE_HEADERS = {
+    content_type: PreparedHeaders([("Content-Type", content_type)])
+    for content_type in (TEXT_PLAIN, OCTET_STREAM, TEXT_HTML, APPLICATION_JSON)
+}
+
 __all__ = [
     "APPLICATION_JSON",
     "BAD_HANDSHAKE_METHOD",
     "BAD_REQUEST",
     "CLOSE",
     "CLOSE_PACKET",
+    "CONTENT_TYPE_HEADERS",
     "ERROR_MESSAGES",
     "FORBIDDEN",
     "MESSAGE",

@@ -23,13 +23,10 @@ import orjson
 from ..http.compression import accept_websocket as accept_compressed_websocket
 from ..http.compression import http_compression_options
 from ..http.cors import cors_headers, origin_allowed, preflight_headers
-from ..http.request import PreparedHeaders
 from ..protocol.deflate import deflate_options
 from .constants import (
     APPLICATION_JSON,
-    OCTET_STREAM,
-    TEXT_HTML,
-    TEXT_PLAIN,
+    CONTENT_TYPE_HEADERS,
     BAD_HANDSHAKE_METHOD,
     BAD_REQUEST,
     ERROR_MESSAGES,
@@ -49,11 +46,6 @@ logger = logging.getLogger("fastsio.engine")
 
 KNOWN_TRANSPORTS = ("polling", "websocket")
 _REFUSED_ORIGINS_KEPT = 1000  # origins warned about once each (then debug): a bounded set
-# The headers of the engine's answers without CORS or the app's headers: made once
-_CONTENT_TYPE_HEADERS = {
-    content_type: PreparedHeaders([("Content-Type", content_type)])
-    for content_type in (TEXT_PLAIN, TEXT_HTML, APPLICATION_JSON, OCTET_STREAM)
-}
 
 
 def http_body_limit(max_http_buffer_size: int) -> int:
@@ -538,7 +530,7 @@ class EngineServer:
 
     def _base_headers(self, request: Any, content_type: str) -> Sequence[tuple[str, str]]:
         if self.cors_allowed_origins is None:
-            prepared = _CONTENT_TYPE_HEADERS.get(content_type)
+            prepared = CONTENT_TYPE_HEADERS.get(content_type)
             return prepared if prepared is not None else [("Content-Type", content_type)]
         cors = cors_headers(
             request.headers.get("origin"), self.cors_allowed_origins, self.cors_credentials
