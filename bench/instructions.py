@@ -15,8 +15,12 @@ of one more operation (start-up, connections and shutdown cancel out)::
 
 Echo: 20 connections, 10 messages in flight each, a 100-byte payload ("echo" answered by the
 sender's socket.emit). Broadcast: 100 connections, one of them asks for broadcasts ("broadcast"
--> sio.emit to all), 4 in flight; every connection counts its deliveries. Connect (the bench's
-``connect`` scenario): new connections, 10 at a time, each a WebSocket handshake (TCP, the
+-> sio.emit to all) in lockstep batches of ``--batch`` (default 4): one write of the batch, then
+every connection waits for all of it. So each batch is one read for the server and one write to
+each connection, on every run: the count per delivery repeats within ~1% (with requests always
+in flight, how many broadcasts shared a write varied, and the count with it, by +-10%).
+``--batch 1`` is the worst case for what is paid per write (a write per delivery). Connect (the
+bench's ``connect`` scenario): new connections, 10 at a time, each a WebSocket handshake (TCP, the
 upgrade, the open packet), the namespace CONNECT of "/" and its answer, then a close frame and
 the socket closed; the server's whole handling of a connection, its end included. Poll (the
 bench's ``poll`` scenario): 10 long-polling clients, each with a GET and a POST keep-alive
@@ -43,7 +47,7 @@ PAYLOAD = "x" * 100
 #: case -> (small count, large count, clients)
 CASES = {
     "echo": (2_000, 6_000, 20),
-    "broadcast": (20, 60, 100),
+    "broadcast": (20, 220, 100),
     "connect": (200, 600, 10),
     "poll": (500, 1_500, 10),
 }
@@ -163,25 +167,28 @@ def run_echo(conns: list[Conn], total: int, inflight: int = 10) -> None:
     sel.close()
 
 
-def run_broadcast(conns: list[Conn], total: int, inflight: int = 4) -> None:
+def run_broadcast(conns: list[Conn], total: int, batch: int = 4) -> None:
+    """``total`` broadcasts in lockstep: the sender sends ``batch`` requests in one write, then
+    every connection waits for all of them before the next batch. So the server handles each
+    batch in one read and writes it to each connection once: the number of broadcasts per write
+    is ``batch``, every run (with requests always in flight, it varied, and the count per
+    delivery with it, by +-10%)."""
     message = frame(f'42["broadcast","{PAYLOAD}"]')
     sender = conns[0]
     sel = selectors.DefaultSelector()
     for c in conns:
         sel.register(c.sock, selectors.EVENT_READ, c)
     got = dict.fromkeys(conns, 0)
-    sent = min(inflight, total)
-    sender.sock.sendall(message * sent)
-    while min(got.values()) < total:
-        for key, _ in sel.select():
-            c = key.data
-            c.buffer += c.sock.recv(65536)
-            ticks = sum(1 for t in c.texts() if t.startswith('42["tick"'))
-            got[c] += ticks
-            if c is sender and ticks and sent < total:
-                more = min(ticks, total - sent)
-                sender.sock.sendall(message * more)
-                sent += more
+    sent = 0
+    while sent < total:
+        more = min(batch, total - sent)
+        sender.sock.sendall(message * more)
+        sent += more
+        while min(got.values()) < sent:
+            for key, _ in sel.select():
+                c = key.data
+                c.buffer += c.sock.recv(65536)
+                got[c] += sum(1 for t in c.texts() if t.startswith('42["tick"'))
     sel.close()
 
 
@@ -365,7 +372,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def instructions(checkout: Path, env: dict, case: str, count: int, clients: int) -> int:
+def instructions(
+    checkout: Path, env: dict, case: str, count: int, clients: int, batch: int = 4
+) -> int:
     """Total instructions of one server run that handled ``count`` operations."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
@@ -408,7 +417,7 @@ def instructions(checkout: Path, env: dict, case: str, count: int, clients: int)
             if case == "echo":
                 run_echo(conns, count)
             elif case == "broadcast":
-                run_broadcast(conns, count)
+                run_broadcast(conns, count, batch)
             elif case == "connect":
                 run_connect(port, count, clients)
             else:
@@ -436,6 +445,12 @@ def main() -> None:
         "instrument() off, production, development)",
     )
     p.add_argument("--only", action="append", choices=sorted(CASES))
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=4,
+        help="broadcasts per batch (per read, and per write to each connection); default 4",
+    )
     args = p.parse_args()
     envs = args.env if args.env is not None else DEFAULT_ENVS
     for case in args.only or list(CASES):
@@ -444,8 +459,8 @@ def main() -> None:
         ops = clients if case == "broadcast" else 1
         for spec in envs:
             env = dict(item.split("=", 1) for item in spec.split(",") if item)
-            low = instructions(Path(args.checkout), env, case, small, clients)
-            high = instructions(Path(args.checkout), env, case, large, clients)
+            low = instructions(Path(args.checkout), env, case, small, clients, args.batch)
+            high = instructions(Path(args.checkout), env, case, large, clients, args.batch)
             per_op = (high - low) / ((large - small) * ops)
             print(
                 f"{case:9} {spec or 'instrument() off':28} {per_op:10,.0f} instructions per {per}"
