@@ -8,8 +8,10 @@ the servers, the load generator is measured against its own raw C server (same p
 next to no work per message): that is its ceiling, printed first; a server figure within 10% of it
 is reported as "load-generator bound", not as the server's speed. Every (scenario, server) pair
 gets a fresh server process, and the pairs are interleaved across repeats so that drift on a
-shared machine spreads over all servers. Output: one table (median and min-max of the repeats,
-ratios to Node and to python-socketio), a JSON file, a markdown copy of the table and a PNG chart.
+shared machine spreads over all servers; each repeat starts the servers' order one further, so no
+server always runs first or always right after the same other. Output: one table (median and
+min-max of the repeats, ratios to Node and to python-socketio), a JSON file, a markdown copy of
+the table and a PNG chart.
 
 The load generator checks every reply and delivery it counts; a run with any error (a wrong or
 missing reply, a duplicate delivery, a protocol error, a failed client) is reported as failed and
@@ -1398,7 +1400,12 @@ def run_all(
                         {"error": cluster_skip["*"], "skipped": True, "repeat": rep}
                     )
                 continue
-            targets = ([RAW] if SCENARIOS[scen].has_ceiling else []) + servers
+            # each repeat starts one server further: with a fixed order, B always ran right
+            # after A, and any effect of the order (a warm-up, a drift) became a difference
+            # between A and B on every repeat
+            shift = (rep - 1) % len(servers) if servers else 0
+            order = servers[shift:] + servers[:shift]
+            targets = ([RAW] if SCENARIOS[scen].has_ceiling else []) + order
             for spec in targets:
                 if spec.key in dead:
                     continue
