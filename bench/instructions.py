@@ -372,6 +372,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _take_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def instructions(
     checkout: Path, env: dict, case: str, count: int, clients: int, batch: int = 4
 ) -> int:
@@ -394,7 +398,14 @@ def instructions(
         full_env["BENCH_ADMIN_INTERVAL"] = "3600"
         full_env.update(env)
         proc = subprocess.Popen(
-            cmd, cwd=checkout, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            cmd,
+            cwd=checkout,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            # a shell starts background commands with SIGINT ignored, and a Python server that
+            # inherits that never stops on the SIGINT below (and callgrind writes nothing)
+            preexec_fn=_take_sigint,
         )
         try:
             line = proc.stdout.readline().decode()
