@@ -13,11 +13,11 @@
     sio.run("127.0.0.1", 3000)
 """
 
+from . import _impl
 from ._impl import SPEEDUPS
 from .adapter import Adapter, BroadcastOptions, InMemoryAdapter
 from .asgi import ASGIApp
-from .broadcast import RESERVED_EVENTS, BroadcastOperator
-from .client import Client
+from .broadcast import DROP, RESERVED_EVENTS, BroadcastOperator
 from .clientside import AsyncClient, ClientSocket, ConnectError, SimpleClient
 from .exceptions import (
     AckTimeoutError,
@@ -30,7 +30,11 @@ from .http.request import Request
 from .http.routes import Response
 from .namespace import Namespace, ParentNamespace
 from .server import Server, ssl_context
-from .socket import DROP, Handshake, Socket
+
+# the classes the server makes: compiled (fastsio._speedups) or pure, as _impl picked
+Client = _impl.clients.Client
+Socket = _impl.sockets.Socket
+Handshake = _impl.sockets.Handshake
 
 __version__ = "0.1.0"
 

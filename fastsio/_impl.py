@@ -13,7 +13,9 @@ The per-connection WebSocket classes, ``WebSocketConnection``, ``TickWriter`` an
 (the traffic counters a connection may carry), are picked here
 too: those of ``fastsio._speedups.wsconn_c`` (fastsio/http/websocket.py compiled, its connection
 calling the compiled FrameReader directly) when ``SPEEDUPS`` is on, else those of
-fastsio/http/websocket.py. fastsio.http imports them from here.
+fastsio/http/websocket.py. fastsio.http imports them from here. So are the modules of the
+Socket.IO ``Client`` and ``Socket`` classes (``clients``, ``sockets``): ``client_c`` / ``socket_c``
+with ``SPEEDUPS``, else fastsio.client / fastsio.socket (see the end of this module).
 
 The two optional codecs, ``engineio3`` (Engine.IO v3, for ``allow_eio3``) and ``msgpack_parser``
 (``parser="msgpack"``), are picked the same way but each on its own: they do not count for
@@ -121,7 +123,8 @@ def redis_reader() -> Any:
 #
 # The pure classes cannot be imported here: fastsio.http, their package, imports them from this
 # module while it initialises, so importing it now would be an import cycle. They are imported on
-# first use instead (PEP 562), by a module __getattr__ that removes itself once it has run: while a
+# first use instead (PEP 562), by a module __getattr__ that removes itself once all it serves is
+# loaded (see the end of this module): while a
 # module has a __getattr__, CPython (3.11, 3.12) does not specialise attribute loads on it, and
 # every ``_impl.socketio`` in the pure-Python layers would pay for that.
 
@@ -135,19 +138,51 @@ if SPEEDUPS:  # pragma: no branch - depends on the build
         TickWriter = _wsconn_c.TickWriter  # type: ignore[misc]
         WireMeter = _wsconn_c.WireMeter  # type: ignore[misc]
 
-if "WebSocketConnection" not in globals():
+# -- the Socket.IO dispatch classes -------------------------------------------------------------
+#
+# ``sockets`` is the module whose ``Socket`` (and ``Handshake``, ``SocketEmitter``) the server
+# uses, ``clients`` the one whose ``Client``: ``fastsio._speedups.socket_c`` / ``client_c``
+# (fastsio/socket.py and fastsio/client.py compiled, see fastsio/_speedups/README.md) when
+# ``SPEEDUPS`` is on, else fastsio.socket / fastsio.client. A missing compiled pair falls back to the pure modules silently.
+# They import most of fastsio (the adapter, the engine ...), which imports this module: so they
+# are imported on first use too (``fastsio/__init__`` asks for them once the package is loaded).
 
-    def __getattr__(name: str) -> Any:
-        """The pure WebSocketConnection / TickWriter / WireMeter, imported on first use."""
-        if name not in ("WebSocketConnection", "TickWriter", "WireMeter"):
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        from .http import websocket as pure
+_LAZY = ("WebSocketConnection", "TickWriter", "WireMeter", "sockets", "clients")
 
-        namespace = globals()
-        namespace.update(
-            WebSocketConnection=pure.WebSocketConnection,
-            TickWriter=pure.TickWriter,
-            WireMeter=pure.WireMeter,
-        )
+
+def _load_websocket_classes(namespace: dict) -> None:
+    from .http import websocket as pure
+
+    namespace.update(
+        WebSocketConnection=pure.WebSocketConnection,
+        TickWriter=pure.TickWriter,
+        WireMeter=pure.WireMeter,
+    )
+
+
+def _load_dispatch(namespace: dict) -> None:
+    if SPEEDUPS:
+        try:
+            from ._speedups import client_c, socket_c  # type: ignore[attr-defined]
+        except ImportError:
+            pass
+        else:
+            namespace.update(sockets=socket_c, clients=client_c)
+            return
+    from . import client, socket
+
+    namespace.update(sockets=socket, clients=client)
+
+
+def __getattr__(name: str) -> Any:
+    """The classes above that are imported on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    namespace = globals()
+    if name in ("sockets", "clients"):
+        _load_dispatch(namespace)
+    else:
+        _load_websocket_classes(namespace)
+    if all(lazy in namespace for lazy in _LAZY):
         namespace.pop("__getattr__", None)
-        return namespace[name]
+    return namespace[name]

@@ -15,7 +15,7 @@ from . import _eager, _impl
 from .adapter import BroadcastOptions
 from .exceptions import AckTimeoutError
 
-__all__ = ["RESERVED_EVENTS", "BroadcastOperator", "ack_value", "check_event_name"]
+__all__ = ["DROP", "RESERVED_EVENTS", "BroadcastOperator", "ack_value", "check_event_name"]
 
 #: Names the server may not emit: the client would take them for lifecycle events (as Node).
 RESERVED_EVENTS = frozenset(
@@ -31,6 +31,18 @@ RESERVED_EVENTS = frozenset(
 )
 
 _EMPTY: frozenset = frozenset()
+
+
+class _Drop:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "fastsio.DROP"
+
+
+#: what a packet middleware returns to drop the event (Node: not calling ``next()``); here, not
+#: in fastsio.socket, because that module also exists compiled and both must see this one object
+DROP = _Drop()
 
 Rooms = str | Iterable[str]
 

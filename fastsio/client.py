@@ -6,6 +6,9 @@ when the session opens), a CONNECT for another namespace carries the client's qu
 namespace string (``/admin?token=x``), the server's CONNECT answer has no payload (the client makes
 its socket id itself, ``nsp#sid``), and CONNECT_ERROR carries a plain string. Events, acks and
 binary attachments are the same, so one encoded broadcast serves both kinds of clients.
+
+Also compiled by Cython, unchanged, as ``fastsio._speedups.client_c`` with the augmenting
+``client_c.pxd`` (``Client`` a ``cdef class``); ``fastsio._impl`` picks one (``_impl.clients``).
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from . import _eager, _impl
-from .engine.packetlog import describe_packet
-from .protocol.errors import ProtocolError
+# absolute, not relative: this file is also compiled as fastsio._speedups.client_c
+from fastsio import _eager, _impl
+from fastsio.engine.packetlog import describe_packet
+from fastsio.protocol.errors import ProtocolError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .server import Server
+    from fastsio.server import Server
 
 __all__ = ["Client"]
 

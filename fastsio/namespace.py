@@ -265,7 +265,7 @@ class Namespace:
         if recovery is not None:
             self._add_recoverable(client, auth, recovery)
             return
-        socket = Socket(self, client, auth)
+        socket = _impl.sockets.Socket(self, client, auth)
         client._connecting[self.name] = socket
         self._pending += 1
         self._run_middlewares(socket, 0)

@@ -30,7 +30,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .adapter import BroadcastOptions, InMemoryAdapter
-from .socket import CONNECTED, Socket
+from . import _impl
+from .socket import CONNECTED
 
 __all__ = [
     "RECOVERABLE_REASONS",
@@ -221,7 +222,7 @@ def included_in(rooms: set, opts: BroadcastOptions) -> bool:
     return not (opts.except_rooms and not rooms.isdisjoint(opts.except_rooms))
 
 
-class RecoverableSocket(Socket):
+class RecoverableSocket(_impl.sockets.Socket):  # the compiled Socket or the pure one
     """A Socket of a server with recovery on: ``pid``, ``recovered``, and ``emit`` through the
     adapter so that what is sent to it is logged."""
 

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, Union
 
 from .adapter import InMemoryAdapter
 from .broadcast import BroadcastOperator, Rooms
-from .client import Client
+from . import _impl
 from .namespace import Namespace, ParentNamespace
 from .parser import encoder_of, resolve_parser
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .client import Client
     from .engine import EngineServer
     from .http import HttpServer
     from .workers import WorkerInfo
@@ -605,7 +606,7 @@ class Server:
 
     def handle_engine_session(self, session: Any) -> Client:
         """Take a new Engine.IO session (the EngineServer's ``on_connection``)."""
-        client = Client(self, session)
+        client = _impl.clients.Client(self, session)
         self._clients.add(client)
         if client.protocol == 3:
             # Socket.IO v2 clients are connected to "/" without asking (Node's allowEIO3 does so)

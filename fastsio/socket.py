@@ -1,4 +1,11 @@
-"""Socket: one client's connection to one namespace."""
+"""Socket: one client's connection to one namespace.
+
+Also compiled by Cython, unchanged, as ``fastsio._speedups.socket_c`` with the augmenting
+``socket_c.pxd`` (``Socket`` a ``cdef class``: its per-event dispatch and ``emit`` are C code on
+typed attributes); ``fastsio._impl`` picks one of the two modules (``_impl.sockets``), and
+``fastsio.Socket`` is that module's class. Hence the absolute imports, and no object here whose
+identity matters to other modules (``DROP`` lives in fastsio.broadcast, shared by both).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _eager, _impl
-from ._arguments import HandlerArgumentsError, python_socketio_hint
-from .adapter import is_writable
-from .broadcast import (
+# absolute, not relative: this file is also compiled as fastsio._speedups.socket_c
+from fastsio import _eager, _impl
+from fastsio._arguments import HandlerArgumentsError, python_socketio_hint
+from fastsio.adapter import is_writable
+from fastsio.broadcast import (
+    DROP,
     RESERVED_EVENTS,
     BroadcastOperator,
     Rooms,
@@ -19,19 +28,22 @@ from .broadcast import (
     check_event_name,
     log_exception,
 )
-from .engine.ids import random_id
-from .exceptions import AckTimeoutError, DisconnectedError
+from fastsio.engine.ids import random_id
+from fastsio.exceptions import AckTimeoutError, DisconnectedError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .client import Client
-    from .namespace import Namespace
-    from .server import Server
+    # (not Client: socket_c.pxd cimports that name as a C type)
+    from fastsio.namespace import Namespace
+    from fastsio.server import Server
 
 __all__ = ["DROP", "Handshake", "Socket", "SocketEmitter"]
 
 _EVENT = _impl.socketio.EVENT
 _ACK = _impl.socketio.ACK
 _DISCONNECT = _impl.socketio.DISCONNECT
+
+#: what ``Socket._data`` holds when the app set ``socket.data = None``
+_NONE = object()
 
 # Socket states. ``connected`` is True in CONNECTED and DISCONNECTING (Node sets it to false only
 # after the "disconnecting" handlers and leaving the rooms).
@@ -194,7 +206,8 @@ class Socket:
         "_acks",
         "_any_listeners",
         "_any_outgoing",
-        "_data",  # left unset until ``data`` is first read (most sockets never use it)
+        "_data",  # None until ``data`` is first read (most sockets never use it)
+        "_handlers",
         "_hooked",
         "_listeners",
         "_packet_middlewares",
@@ -213,19 +226,23 @@ class Socket:
     pid: str | None = None
     recovered: bool = False
 
-    def __init__(self, nsp: Namespace, client: Client, auth: dict | None) -> None:
+    def __init__(self, nsp: Namespace, client: Any, auth: dict | None) -> None:
         eio3 = client.protocol == 3
         # a Socket.IO v2 client derives its socket id from the Engine.IO sid: keep them equal
         self.id: str = client._eio3_socket_id(nsp.name) if eio3 else random_id()
         self.nsp: Namespace = nsp
         self.server: Server = nsp.server
-        self.client: Client = client
+        self.client: Any = client  # a fastsio.client.Client
         self.adapter: Any = nsp.adapter
+        # the namespace's handlers by event (the dict itself, which the namespace keeps for good:
+        # one lookup fewer per event)
+        self._handlers: dict = nsp._handlers
         self.handshake = Handshake(client.session.request, auth)
         if eio3 and auth:
             # a v2 client's namespace query ("/admin?token=x"): in handshake.query too, the
             # request's own values first, as socket.io 2.x servers did
             self.handshake.query = {**auth, **self.handshake.query}
+        self._data: Any = None  # see ``data``
         self.connected = False
         self._state = CONNECTING
         self._acks: dict | None = None
@@ -243,15 +260,18 @@ class Socket:
     @property
     def data(self) -> Any:
         """Free for the application: a dict unless set to something else."""
-        try:
-            return self._data
-        except AttributeError:
+        data = self._data
+        if data is None:  # not used yet: an idle socket holds no empty dict for it
             data = self._data = {}
-            return data
+        elif data is _NONE:
+            return None
+        return data
 
     @data.setter
     def data(self, value: Any) -> None:
-        self._data = value
+        # None in _data means "never set" (not an unset slot: the compiled class's C attribute
+        # cannot be unset, it starts as None), so a None the app sets is kept as _NONE
+        self._data = _NONE if value is None else value
 
     # -- what it is connected through ----------------------------------------------------------
 
@@ -448,7 +468,7 @@ class Socket:
             # catch-all listeners or packet middleware: they run first, then come back here
             _IncomingEvent(self, event, args, ack_id).start()
             return
-        handlers = self.nsp._handlers.get(event)
+        handlers = self._handlers.get(event)
         if handlers:
             for handler in handlers:
                 # _eager.call, inlined: the usual sync handler that returns None to a client
@@ -751,17 +771,6 @@ def _removed(listeners: list | None, handler: Callable | None) -> list | None:
             del listeners[i]
             break
     return listeners or None
-
-
-class _Drop:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "fastsio.DROP"
-
-
-#: what a packet middleware returns to drop the event (Node: not calling ``next()``)
-DROP = _Drop()
 
 
 class _IncomingEvent:

@@ -427,6 +427,17 @@ def test_in_place_build_is_up_to_date(compiled) -> None:
             speedups / "wsconn_c.pxd",
             speedups / "websocket_c.pxd",  # the FrameReader layout it is compiled against
         ]
+    try:
+        from fastsio._speedups import client_c, socket_c  # type: ignore[attr-defined]
+    except ImportError:
+        pass
+    else:
+        sources[client_c] = [ROOT / "fastsio" / "client.py", speedups / "client_c.pxd"]
+        sources[socket_c] = [
+            ROOT / "fastsio" / "socket.py",
+            speedups / "socket_c.pxd",
+            speedups / "client_c.pxd",  # the Client layout it is compiled against
+        ]
     for name, modules in (
         ("engineio3", codec_impls.ENGINEIO3),
         ("msgpack_parser", codec_impls.MSGPACK_PARSER),
@@ -1733,3 +1744,212 @@ def test_connection_twins_interface(compiled_wsconn) -> None:
     for attr in ("_write", "_pending", "_feed_pending", "_flush", "_notify_closed", "_abort"):
         assert hasattr(compiled_wsconn.WebSocketConnection, attr), attr
     assert compiled_wsconn.CLOSE_TIMEOUT == pure_wsconn.CLOSE_TIMEOUT == 1.0
+
+
+# -- the Socket.IO dispatch twins: fastsio/client.py + socket.py and client_c + socket_c ---------
+
+try:
+    from fastsio._speedups import client_c, socket_c  # type: ignore[attr-defined]
+except ImportError as exc:  # not built
+    client_c = socket_c = None
+    DISPATCH_IMPORT_ERROR: BaseException | None = exc
+else:
+    DISPATCH_IMPORT_ERROR = None
+
+
+@pytest.fixture(scope="session")
+def compiled_dispatch(compiled) -> tuple:
+    """(client_c, socket_c) (skip, or fail under FASTSIO_REQUIRE_EXTENSIONS, when not built)."""
+    if client_c is None:
+        msg = f"client_c / socket_c not built: {DISPATCH_IMPORT_ERROR}"
+        if codec_impls.REQUIRE_EXTENSIONS:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return client_c, socket_c
+
+
+#: what the client of a dispatch script may send: events with and without acks (to handlers that
+#: return nothing, a value, a tuple, raise, await, take fewer arguments), to "/" and to "/admin",
+#: acks of the server's emits (known, unknown, repeated), binary events, connects, disconnects,
+#: malformed packets, events for a namespace not connected
+DISPATCH_MESSAGES = [
+    '2["echo","hi"]',
+    '21["echo","hi",2]',
+    '22["value",1]',
+    '23["tuple"]',
+    '24["boom"]',
+    '25["slow","x"]',
+    '2["few","a","b","c"]',
+    '26["few","a","b"]',
+    '2["once","x"]',
+    '2["nothing"]',
+    '2["ask"]',
+    "30[1,2]",
+    "31[]",
+    "399[]",
+    '2/admin,["echo","adm"]',
+    '2/admin,7["value","q"]',
+    '51-["bin",{"_placeholder":true,"num":0}]',
+    b"\x01\x02",
+    "0/admin,",
+    "0/admin,",
+    "1/admin,",
+    "0/nope,",
+    '2/nope,["echo","x"]',
+    '2["use","x"]',
+    '2["drop"]',
+    "9",
+    '2["disconnect"]',
+    "1",
+]
+
+
+async def _run_dispatch(modules: tuple, script: list) -> list:
+    """Connect a fake session to "/", deliver ``script`` (indexes into DISPATCH_MESSAGES), then
+    close it; everything the handlers saw and the session was sent, in order."""
+    from fastsio import Server
+    from tests.fakes import FakeEngine
+
+    clients, sockets = modules
+    log: list = []
+    sio = Server(connect_timeout=None)
+
+    @sio.on("echo")
+    def echo(socket, *args):
+        log.append(("echo", socket.nsp.name, args))
+        socket.emit("echo", *args)
+
+    @sio.on("value")
+    def value(socket, *args):
+        log.append(("value", args))
+        return {"got": list(args)}
+
+    @sio.on("tuple")
+    def tuple_(socket):
+        return (1, "two")
+
+    @sio.on("boom")
+    def boom(socket):
+        raise RuntimeError("boom")
+
+    @sio.on("slow")
+    async def slow(socket, item):
+        await asyncio.sleep(0)
+        log.append(("slow", item))
+        return item
+
+    @sio.on("few")
+    def few(socket, first):
+        log.append(("few", first))
+        return first
+
+    @sio.on("bin")
+    def binary(socket, data):
+        log.append(("bin", data))
+        socket.emit("bin", data)
+
+    @sio.on("ask")
+    def ask(socket):
+        socket.emit("question", 1, ack=lambda *a: log.append(("answer", a)))
+
+    @sio.on("use")
+    def use(socket, item):
+        log.append(("use", item))
+
+    @sio.on("connection")
+    def connection(socket):
+        log.append(("connected", socket.nsp.name))
+        socket.once("once", lambda *a: log.append(("once", a)))
+        socket.on_any(lambda event, *a: log.append(("any", event, a)))
+        socket.use(lambda event, args: DROP if event == "drop" else None)
+
+    @sio.on("disconnect")
+    def disconnect(socket, reason):
+        log.append(("disconnect", socket.nsp.name, reason))
+
+    admin = sio.of("/admin")
+    admin.on("echo", echo)
+    admin.on("value", value)
+
+    from fastsio import DROP
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_impl, "clients", clients)
+        patch.setattr(_impl, "sockets", sockets)
+        engine = FakeEngine(sio)
+        session, _ = engine.connect("/")
+        client = next(iter(sio._clients))
+        assert type(client) is clients.Client
+        assert type(client.sockets["/"]) is sockets.Socket
+        for index in script:
+            session.receive(DISPATCH_MESSAGES[index])
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            log.append(("sent", [_no_ids(item) for item in session.take()]))
+        session.drop()
+        log.append(("closed", client.closed, sorted(client.sockets)))
+    return log
+
+
+def _no_ids(item: Any) -> Any:
+    """A sent packet without the random socket ids (CONNECT answers)."""
+    if isinstance(item, str) and item.startswith("0") and '"sid"' in item:
+        return item.split("{")[0] + "{sid}"
+    return item
+
+
+def _dispatch_twins(compiled_dispatch: tuple, script: list) -> list:
+    from fastsio import client as pure_client
+    from fastsio import socket as pure_socket
+
+    pure = asyncio.run(_run_dispatch((pure_client, pure_socket), script))
+    assert asyncio.run(_run_dispatch(compiled_dispatch, script)) == pure
+    return pure
+
+
+def test_dispatch_twins_every_message(compiled_dispatch) -> None:
+    """Each message once, in order (the last ones disconnect), on both: the same handler calls,
+    acks, errors and packets sent."""
+    log = _dispatch_twins(compiled_dispatch, list(range(len(DISPATCH_MESSAGES))))
+    assert ("echo", "/", ("hi",)) in log
+    assert ("answer", (1, 2)) in log  # the client's ack "30[1,2]" of the server's "ask"
+    assert ("few", "a") in log and ("slow", "x") in log and ("use", "x") in log
+    assert ("any", "drop", ()) in log  # catch-all listeners see what a middleware drops
+    assert ("disconnect", "/", "parse error") in log  # "9": the session closed
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, len(DISPATCH_MESSAGES) - 1), max_size=25))
+def test_dispatch_twins(compiled_dispatch, script) -> None:
+    """Random scripts of the messages above: the same on both."""
+    _dispatch_twins(compiled_dispatch, script)
+
+
+def test_dispatch_twins_interface(compiled_dispatch) -> None:
+    """The same methods and public attributes, the private ones other modules use, and the
+    compiled classes in use (fastsio.Socket / fastsio.Client) when the speedups are."""
+    import fastsio
+    from fastsio import client as pure_client
+    from fastsio import socket as pure_socket
+
+    clients, sockets = compiled_dispatch
+    for pure_cls, compiled_cls in (
+        (pure_client.Client, clients.Client),
+        (pure_socket.Socket, sockets.Socket),
+        (pure_socket.Handshake, sockets.Handshake),
+        (pure_socket.SocketEmitter, sockets.SocketEmitter),
+    ):
+        # (__weakref__ is a C slot of the compiled classes: weak references work, see below)
+        names = set(dir(pure_cls)) - {"__annotations__", "__dict__", "__module__", "__weakref__"}
+        assert names <= set(dir(compiled_cls)), pure_cls
+    in_use = (sockets, clients) if _impl.SPEEDUPS else (pure_socket, pure_client)
+    assert fastsio.Socket is _impl.sockets.Socket is in_use[0].Socket
+    assert fastsio.Client is _impl.clients.Client is in_use[1].Client
+    # a Python subclass of the compiled Socket, with slots (fastsio.recovery's)
+    from fastsio.recovery import RecoverableSocket
+
+    assert issubclass(RecoverableSocket, in_use[0].Socket)
+    # the server keeps weak references to clients and sockets (as the pure classes allow)
+    assert "__weakref__" in pure_client.Client.__slots__
+    assert "__weakref__" in pure_socket.Socket.__slots__
+    assert clients.Client.__weakrefoffset__ and sockets.Socket.__weakrefoffset__
