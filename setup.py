@@ -52,9 +52,9 @@ EXTENSIONS = [
     _extension("json_c", os.path.join(PACKAGE_DIR, "json_c.pyx")),
     # the per-connection WebSocket class (fastsio/http/websocket.py), cimporting that FrameReader
     _extension("wsconn_c", os.path.join(SOURCE_DIR, "wsconn_c.py"), cimports=("websocket_c",)),
-    # the Socket.IO dispatch classes (fastsio/client.py, fastsio/socket.py); socket_c cimports
-    # client_c's Client (its emit reads the client's fields)
-    _extension("client_c", os.path.join(SOURCE_DIR, "client_c.py")),
+    # the Socket.IO dispatch classes (fastsio/client.py, fastsio/socket.py), each cimporting the
+    # other's class: Socket.emit reads its Client's fields, Client calls Socket._on_event in C
+    _extension("client_c", os.path.join(SOURCE_DIR, "client_c.py"), cimports=("socket_c",)),
     _extension("socket_c", os.path.join(SOURCE_DIR, "socket_c.py"), cimports=("client_c",)),
     # the Redis adapter's subscription reader (fastsio/redis/_reader.py); needs hiredis at run
     # time, like its twin, and is used by fastsio.redis only (_impl.redis_reader)

@@ -7,7 +7,9 @@
 # tests read and write them as they do on the pure class.
 import cython
 
-cdef object _CONNECT, _DISCONNECT, _EVENT, _ACK, _CONNECT_ERROR, _BINARY_EVENT, _BINARY_ACK
+from fastsio._speedups.socket_c cimport Socket
+
+cdef int _CONNECT, _DISCONNECT, _EVENT, _ACK, _CONNECT_ERROR, _BINARY_EVENT, _BINARY_ACK
 
 
 cdef class Client:
@@ -15,3 +17,7 @@ cdef class Client:
     cdef public object server, session, protocol, encode, decoder, _connect_timer
     cdef public dict sockets, _connecting
     cdef public bint closed
+
+    # the socket a packet goes to, typed: its _on_event / _on_ack are C calls
+    @cython.locals(socket=Socket)
+    cpdef _on_message(self, data)

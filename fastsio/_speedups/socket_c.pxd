@@ -22,3 +22,8 @@ cdef class Socket:
     cdef public dict _acks, _listeners, _handlers
     cdef public list _any_listeners, _any_outgoing, _packet_middlewares
     cdef public bint _hooked
+
+    # called by client_c's Client for every event / ack (a C call; an override in a Python
+    # subclass is still found)
+    cpdef _on_event(self, packet, bint hooks=*)
+    cpdef _on_ack(self, packet)
