@@ -727,6 +727,37 @@ def test_json_fast_paths_are_taken(json_c) -> None:
     assert json_c.loads_at('2["chat","alice"]', 1) == ["chat", "alice"]
 
 
+#: bytes around the ones a string's 8-byte check looks for (control characters, '"', '\\')
+_WORD_EDGES = [0, 1, 0x1F, 0x20, 0x21, 0x22, 0x23, 0x5B, 0x5C, 0x5D, 0x7E, 0x7F]
+
+
+def test_json_strings_checked_a_word_at_a_time(json_c) -> None:
+    """Strings are checked 8 bytes at a time: every byte near a special one, at every position
+    of strings of 0-24 characters (whole words, tails, several words), raw and escaped, in the
+    first and a later element: the same as orjson."""
+    for length in range(25):
+        for position in range(length):
+            for byte in _WORD_EDGES:
+                chars = ["a"] * length
+                chars[position] = chr(byte)
+                string = "".join(chars)
+                for data in ([string], ["x", string, 1]):
+                    text = json_c.dumps_prefixed("2", data)
+                    if text is not None:
+                        assert text == "2" + orjson.dumps(data).decode(), data
+                    else:
+                        assert byte in (0x22, 0x5C) or byte < 0x20, data
+                    encoded = json.dumps(data)
+                    raw = '["x","' + string + '",1]'  # unescaped: orjson refuses some
+                    for source in (encoded, raw):
+                        expected = _loads_outcome(orjson.loads, source)
+                        assert _loads_outcome(json_c.loads, source) == expected, source
+    long = "b" * 500
+    assert json_c.dumps_prefixed("2", ["echo", long]) == '2["echo","' + long + '"]'
+    assert json_c.loads('["echo","' + long + '"]') == ["echo", long]
+    assert json_c.loads('["","a",""]') == ["", "a", ""]
+
+
 def test_compiled_codec_uses_the_fast_paths(compiled, json_c, monkeypatch) -> None:
     """_impl installs json_c into the compiled codec it selects (and only into it)."""
     if _impl.socketio is not compiled.socketio:

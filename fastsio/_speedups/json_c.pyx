@@ -46,6 +46,26 @@ cdef inline bint _is_ws(unsigned char c):
     return c == c' ' or c == c'\n' or c == c'\r' or c == c'\t'
 
 
+# Strings are checked 8 bytes at a time (the payload of an event is mostly string characters):
+# one 64-bit word holds a byte that ends or spoils a plain JSON string -- a control character,
+# '"' or '\\' -- exactly when _has_special says so. Exact for ASCII bytes (all under 0x80, which
+# both callers have checked): a byte under 0x20 wraps below zero when 0x20 is taken from it (its
+# high bit then set), a '"' or '\\' becomes zero when XORed with itself and wraps when 1 is
+# taken; other bytes stay under 0x80, and a borrow into the next byte only follows a byte that
+# wrapped.
+cdef enum:
+    WORD = 8
+
+
+cdef inline bint _has_special(const unsigned char* at) noexcept nogil:
+    cdef unsigned long long w
+    memcpy(&w, at, WORD)
+    return (((w - 0x2020202020202020ULL)                     # a byte under 0x20
+             | ((w ^ 0x2222222222222222ULL) - 0x0101010101010101ULL)   # '"'
+             | ((w ^ 0x5C5C5C5C5C5C5C5CULL) - 0x0101010101010101ULL))  # '\\'
+            & 0x8080808080808080ULL) != 0
+
+
 # -- decoding ----------------------------------------------------------------------------------
 
 cdef enum:
@@ -118,16 +138,17 @@ cdef object _flat_array(str text, Py_ssize_t i):
             if c == c'"':
                 start = i + 1
                 i = start
-                while True:
-                    if i >= n:
-                        return None
+                # 8 bytes at a time to the word that holds the closing quote (or an escape, a
+                # control character), then byte by byte to it
+                while i + WORD <= n and not _has_special(p + i):
+                    i += WORD
+                while i < n:
                     c = p[i]
-                    if c == c'"':
+                    if c == c'"' or c == c'\\' or c < 0x20:
                         break
-                    # escapes and control characters: orjson's to judge
-                    if c == c'\\' or c < 0x20:
-                        return None
                     i += 1
+                if i >= n or c != c'"':
+                    return None  # unterminated; escapes and control characters: orjson's to judge
                 token.kind = TOKEN_STR
                 token.start = start
                 token.end = i
@@ -184,7 +205,7 @@ cdef object _flat_array(str text, Py_ssize_t i):
     for k in range(count):
         token = &tokens[k]
         if token.kind == TOKEN_STR:
-            out[k] = text[token.start:token.end]
+            out[k] = _ascii_str(p + token.start, token.end - token.start)
         elif token.kind == TOKEN_INT:
             out[k] = token.value
         elif token.kind == TOKEN_TRUE:
@@ -192,6 +213,14 @@ cdef object _flat_array(str text, Py_ssize_t i):
         elif token.kind == TOKEN_FALSE:
             out[k] = False
     return out
+
+
+cdef inline object _ascii_str(const unsigned char* chars, Py_ssize_t n):
+    """A str of ``n`` ASCII characters: what ``text[start:end]`` gives, without the scan for the
+    widest character that slicing does (the text is known to be ASCII)."""
+    cdef object result = PyUnicode_New(n, 127)
+    memcpy(PyUnicode_DATA(result), chars, n)
+    return result
 
 
 # -- encoding ----------------------------------------------------------------------------------
@@ -264,13 +293,17 @@ cdef Py_ssize_t _put_str(char* buf, Py_ssize_t pos, str text):
     if pos + n + 2 > OUT_MAX - 1:
         return -1
     data = <const unsigned char*>PyUnicode_DATA(text)
-    buf[pos] = b'"'
-    pos += 1
-    for k in range(n):
+    k = 0
+    while k + WORD <= n and not _has_special(data + k):
+        k += WORD
+    while k < n:
         ch = data[k]
         if ch < 0x20 or ch == 0x22 or ch == 0x5C:  # control characters, '"' and '\': escaped
             return -1
-        buf[pos + k] = <char>ch
+        k += 1
+    buf[pos] = b'"'
+    pos += 1
+    memcpy(buf + pos, data, n)
     pos += n
     buf[pos] = b'"'
     return pos + 1
