@@ -1890,6 +1890,13 @@ async def _run_dispatch(modules: tuple, script: list) -> list:
     @sio.on("connection")
     def connection(socket):
         log.append(("connected", socket.nsp.name))
+        # data: {} until set (made when first read), then what was set, None included
+        first = socket.data
+        log.append(("data", first, socket.data is first))
+        socket.data = None
+        log.append(("data", socket.data))
+        socket.data = {"n": 1}
+        log.append(("data", socket.data))
         socket.once("once", lambda *a: log.append(("once", a)))
         socket.on_any(lambda event, *a: log.append(("any", event, a)))
         socket.use(lambda event, args: DROP if event == "drop" else None)
@@ -1946,6 +1953,7 @@ def test_dispatch_twins_every_message(compiled_dispatch) -> None:
     assert ("answer", (1, 2)) in log  # the client's ack "30[1,2]" of the server's "ask"
     assert ("few", "a") in log and ("slow", "x") in log and ("use", "x") in log
     assert ("any", "drop", ()) in log  # catch-all listeners see what a middleware drops
+    assert log[1:4] == [("data", {}, True), ("data", None), ("data", {"n": 1})]
     assert ("disconnect", "/", "parse error") in log  # "9": the session closed
 
 
@@ -1971,7 +1979,9 @@ def test_dispatch_twins_interface(compiled_dispatch) -> None:
         (pure_socket.SocketEmitter, sockets.SocketEmitter),
     ):
         # (__weakref__ is a C slot of the compiled classes: weak references work, see below)
+        # (and Socket._data, behind the data property, is a private C attribute)
         names = set(dir(pure_cls)) - {"__annotations__", "__dict__", "__module__", "__weakref__"}
+        names.discard("_data")
         assert names <= set(dir(compiled_cls)), pure_cls
     in_use = (sockets, clients) if _impl.SPEEDUPS else (pure_socket, pure_client)
     assert fastsio.Socket is _impl.sockets.Socket is in_use[0].Socket
