@@ -570,7 +570,7 @@ class InMemoryAdapter(Adapter):
         if nsp._outgoing_sockets:
             self._notify_outgoing(nsp._outgoing_sockets, opts, packet.data)
         packets, frames = prepare_packets(parts)
-        sessions = [socket.client.session for socket in sockets]
+        sessions = _impl.sockets.sessions_of(sockets)
         deflate = server.per_message_deflate
         if deflate is not None and opts.compress and _compressible(frames, deflate.threshold):
             if opts.volatile:
@@ -610,7 +610,7 @@ class InMemoryAdapter(Adapter):
         if nsp._outgoing_sockets:
             self._notify_outgoing(nsp._outgoing_sockets, opts, packet.data)
         packets, frames = prepare_packets(parts)
-        sessions = [socket.client.session for socket in sockets]
+        sessions = _impl.sockets.sessions_of(sockets)
         deflate = server.per_message_deflate
         if deflate is not None and opts.compress and _compressible(frames, deflate.threshold):
             fanout_compressed(sessions, packets, frames)

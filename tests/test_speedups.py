@@ -1994,3 +1994,29 @@ def test_dispatch_twins_interface(compiled_dispatch) -> None:
     assert "__weakref__" in pure_client.Client.__slots__
     assert "__weakref__" in pure_socket.Socket.__slots__
     assert clients.Client.__weakrefoffset__ and sockets.Socket.__weakrefoffset__
+
+
+def test_sessions_of_twins(compiled_dispatch) -> None:
+    """The broadcast targets' sessions (InMemoryAdapter): the same on both, in order."""
+    from fastsio import socket as pure_socket
+
+    async def main(clients: Any, sockets: Any) -> list:
+        from fastsio import Server
+        from tests.fakes import FakeEngine
+
+        sio = Server(connect_timeout=None)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(_impl, "clients", clients)
+            patch.setattr(_impl, "sockets", sockets)
+            engine = FakeEngine(sio)
+            opened = [engine.connect("/")[0] for _ in range(3)]
+            targets = list(sio.of("/").sockets.values())
+            assert sockets.sessions_of(targets) == opened
+            assert sockets.sessions_of([]) == []
+            return [opened.index(session) for session in sockets.sessions_of(targets[::-1])]
+
+    from fastsio import client as pure_client
+
+    pure = asyncio.run(main(pure_client, pure_socket))
+    assert pure == [2, 1, 0]
+    assert asyncio.run(main(*compiled_dispatch)) == pure

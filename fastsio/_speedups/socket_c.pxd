@@ -27,3 +27,8 @@ cdef class Socket:
     # subclass is still found)
     cpdef _on_event(self, packet, bint hooks=*)
     cpdef _on_ack(self, packet)
+
+
+# the broadcast targets' sessions (InMemoryAdapter): a socket that is not a Socket is a TypeError
+@cython.locals(socket=Socket, sessions=list)
+cpdef list sessions_of(sockets)
