@@ -405,7 +405,7 @@ def instructions(
             stderr=subprocess.DEVNULL,
             # a shell starts background commands with SIGINT ignored, and a Python server that
             # inherits that never stops on the SIGINT below (and callgrind writes nothing)
-            preexec_fn=_take_sigint,
+            preexec_fn=_take_sigint,  # noqa: PLW1509 (this driver starts no threads)
         )
         try:
             line = proc.stdout.readline().decode()
@@ -439,7 +439,12 @@ def instructions(
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=300)
-        text = out.read_text(errors="replace")
+        return callgrind_total(out)
+
+
+def callgrind_total(out: Path) -> int:
+    """The total instruction count of a callgrind output file."""
+    text = out.read_text(errors="replace")
     match = re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE)
     if not match:
         raise RuntimeError("no total in the callgrind output")

@@ -19,33 +19,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: the bench package beside fastsio
 
-
-class CountingTransport:
-    """What a WebSocketConnection needs of its transport; counts what it is given."""
-
-    __slots__ = ("nbytes", "writes")
-
-    def __init__(self) -> None:
-        self.writes = 0
-        self.nbytes = 0
-
-    def write(self, data: bytes) -> None:
-        self.writes += 1
-        self.nbytes += len(data)
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
+from bench.fakes import CountingTransport
+from bench.instructions import callgrind_total
 
 
 class FakeHttpServer:
@@ -107,11 +90,7 @@ def instructions(args: argparse.Namespace, rounds: int, metered: bool) -> int:
         ] + (["--metered"] if metered else [])
         env = dict(os.environ, PYTHONHASHSEED="0")
         subprocess.run(cmd, check=True, env=env, stderr=subprocess.DEVNULL, cwd=ROOT)
-        text = out.read_text(errors="replace")
-    match = re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE)
-    if not match:
-        raise RuntimeError("no total in the callgrind output")
-    return int(match.group(1))
+        return callgrind_total(out)
 
 
 def main() -> None:
@@ -123,7 +102,6 @@ def main() -> None:
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child is not None:
-        sys.path.insert(0, str(ROOT))
         run(args.connections, args.child, args.batch, args.metered)
         return
     from fastsio import _impl

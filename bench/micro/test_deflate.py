@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from ..fakes import CountingTransport
 from .conftest import require
 
 TARGETS = 1000
@@ -56,18 +57,6 @@ def chat_history() -> list:
         for i in range(40)
     ]
     return ["history", history]
-
-
-class CountingTransport:
-    __slots__ = ("nbytes", "writes")
-
-    def __init__(self) -> None:
-        self.writes = 0
-        self.nbytes = 0
-
-    def write(self, data: bytes) -> None:
-        self.writes += 1
-        self.nbytes += len(data)
 
 
 class Session:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ..fakes import CountingTransport
 from .conftest import NOT_BUILT, fastsio_codec, load, require
 
 TARGETS = 10_000
@@ -23,21 +24,6 @@ TICK = ["tick", {"seq": 1, "text": "hello everyone"}]
 #: where the fan-out lives (first match wins)
 COMPILED_CANDIDATES = ["fastsio._speedups.fanout_c", "fastsio._speedups.adapter_c"]
 PURE_CANDIDATES = ["fastsio._speedups.fanout_py", "fastsio.adapter"]
-
-
-class CountingTransport:
-    __slots__ = ("nbytes", "writes")
-
-    def __init__(self) -> None:
-        self.writes = 0
-        self.nbytes = 0
-
-    def write(self, data: bytes) -> None:
-        self.writes += 1
-        self.nbytes += len(data)
-
-    def get_write_buffer_size(self) -> int:
-        return 0
 
 
 class FakeSession:
