@@ -383,15 +383,9 @@ def instructions(
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        cmd = [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            str(checkout / "bench" / "servers" / "fastsio_app.py"),
-            "127.0.0.1",
-            str(port),
-        ]
+        cmd = callgrind_python(
+            out, str(checkout / "bench" / "servers" / "fastsio_app.py"), "127.0.0.1", str(port)
+        )
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
         # the Admin UI's server_stats timer: every 2 s is ~50x more often per message under
         # valgrind than at full speed (one server_stats costs the same at any rate)
@@ -440,6 +434,11 @@ def instructions(
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=300)
         return callgrind_total(out)
+
+
+def callgrind_python(out: Path, *argv: str) -> list:
+    """The command that runs ``python argv...`` under callgrind, its counts written to ``out``."""
+    return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, *argv]
 
 
 def callgrind_total(out: Path) -> int:

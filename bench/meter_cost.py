@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: the bench package beside fastsio
 
 from bench.fakes import CountingTransport
-from bench.instructions import callgrind_total
+from bench.instructions import callgrind_python, callgrind_total
 
 
 class FakeHttpServer:
@@ -75,11 +75,8 @@ def run(connections: int, rounds: int, batch: int, metered: bool) -> None:
 def instructions(args: argparse.Namespace, rounds: int, metered: bool) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        cmd = [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out}",
-            sys.executable,
+        cmd = callgrind_python(
+            out,
             __file__,
             "--child",
             str(rounds),
@@ -87,7 +84,8 @@ def instructions(args: argparse.Namespace, rounds: int, metered: bool) -> int:
             str(args.connections),
             "--batch",
             str(args.batch),
-        ] + (["--metered"] if metered else [])
+            *(["--metered"] if metered else []),
+        )
         env = dict(os.environ, PYTHONHASHSEED="0")
         subprocess.run(cmd, check=True, env=env, stderr=subprocess.DEVNULL, cwd=ROOT)
         return callgrind_total(out)
