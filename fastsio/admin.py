@@ -21,9 +21,10 @@ What it costs (nothing when ``instrument()`` is not called):
   difference since the last one. So the bytes are those of the frames as sent (headers
   included, compressed if compressed), where Node counts each Engine.IO packet's data.
 - Development mode hooks each connected socket (an ``on_any`` and an ``on_any_outgoing``
-  listener): a Python call per event, as Node's listeners are. In one process, with no admin connected,
-  nothing is reported (nobody could see it); with a cluster adapter it is always reported, an
-  admin may be on another server.
+  listener): a Python call per event, as Node's listeners are. In one process these listeners
+  are attached only while an admin is connected (nobody else could see their reports), so with
+  none connected an event or a broadcast costs what it costs without ``instrument()``; with a
+  cluster adapter they are always attached, an admin may be on another server.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import secrets
 import socket as socket_module
 import time
 import weakref
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -145,6 +147,12 @@ class Instrumentation:
         self.features = features
         self._timer: asyncio.TimerHandle | None = None
         self._watched: list = []  # the namespaces reported on (development mode)
+        # Each watched socket's event listeners (received, sent), attached only while a report
+        # could reach an admin (_hooked): an outgoing listener takes its socket off the
+        # broadcast's encode-once path, which costs 3-4x per delivery with nobody watching.
+        # (Popped at the socket's disconnect: the listeners hold their socket.)
+        self._event_hooks: dict = {}
+        self._hooked = False
         self._upgrades_watched: weakref.WeakSet = weakref.WeakSet()  # their polling sessions
 
         self.admin.use(self._authenticate)
@@ -178,6 +186,8 @@ class Instrumentation:
         raise ConnectionRefused("invalid credentials")
 
     async def _admin_connected(self, socket: Any) -> None:
+        self._update_hooks()
+        socket.on("disconnect", lambda reason: self._update_hooks())
         session_id = socket.data.pop("_admin_session", None)
         if session_id is not None:
             socket.emit("session", session_id)
@@ -224,6 +234,17 @@ class Instrumentation:
         admin = self.admin
         return bool(admin.sockets) or type(admin.adapter) not in _LOCAL_ADAPTERS
 
+    def _update_hooks(self) -> None:
+        """Attach every watched socket's event listeners once a report could reach an admin,
+        and take them off when none could any more (the last admin left, in one process)."""
+        hooked = self._watching()
+        if hooked == self._hooked:
+            return
+        self._hooked = hooked
+        change = _hook if hooked else _unhook
+        for socket, (received, sent) in list(self._event_hooks.items()):
+            change(socket, received, sent)
+
     def _report(self, event: str, *args: Any) -> None:
         """``admin.emit(event, *args)`` if an admin could see it."""
         if self._watching():
@@ -251,10 +272,12 @@ class Instrumentation:
                     if watching():
                         admin.emit("event_sent", name, socket.id, [event, *args], now())
 
-                socket.on_any(received)
-                socket.on_any_outgoing(sent)
+                self._event_hooks[socket] = (received, sent)
+                if self._hooked:
+                    _hook(socket, received, sent)
 
             def disconnected(reason: str) -> None:
+                self._event_hooks.pop(socket, None)
                 if watching():
                     admin.emit("socket_disconnected", name, socket.id, reason, now())
 
@@ -363,6 +386,7 @@ class Instrumentation:
             engine.meter = self.meter
         for nsp in self._watched:
             self._listen_to_adapter(nsp)
+        self._update_hooks()  # the adapters are final now: a cluster one is always watched
         self._emit_stats()
 
     def stop(self) -> None:
@@ -403,6 +427,17 @@ class Instrumentation:
         except Exception:
             logger.exception("could not send the server stats to the Admin UI")
         self._timer = asyncio.get_running_loop().call_later(STATS_INTERVAL, self._emit_stats)
+
+
+def _hook(socket: Any, received: Callable, sent: Callable) -> None:
+    # first, as the connection handler that made them ran first (Node's prependListener)
+    socket.prepend_any(received)
+    socket.prepend_any_outgoing(sent)
+
+
+def _unhook(socket: Any, received: Callable, sent: Callable) -> None:
+    socket.off_any(received)
+    socket.off_any_outgoing(sent)
 
 
 class _ReportedData(dict):

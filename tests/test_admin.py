@@ -240,6 +240,39 @@ async def test_nothing_is_reported_when_no_admin_could_see_it(instrumented, node
     assert {"event_received", "room_joined"} <= set(reports)
 
 
+async def test_event_listeners_are_attached_only_while_an_admin_is_connected(instrumented, node):
+    """One process: a socket's catch-all listeners (which take it off the broadcast's
+    encode-once path) are there while an admin is, before the app's own, and gone after."""
+    sio = await instrumented()
+    user = await node(server_url(sio))
+    await user.connect("u")
+    user_id = (await user.expect("connect", name="u"))["id"]
+    socket = sio.sockets[user_id]
+    socket.on_any(app_listener := lambda event, *args: None)
+    assert socket.listeners_any() == [app_listener] and socket.listeners_any_outgoing() == []
+    assert not sio.main_namespace._outgoing_sockets
+
+    admin = await admin_client(node, sio)
+    await admin.expect("event", name="admin", event="all_sockets")
+    assert len(socket.listeners_any()) == 2 and socket.listeners_any()[1] is app_listener
+    assert len(socket.listeners_any_outgoing()) == 1
+    later = await node(server_url(sio))  # connects while the admin is there
+    await later.connect("l")
+    later_socket = sio.sockets[(await later.expect("connect", name="l"))["id"]]
+    assert len(later_socket.listeners_any_outgoing()) == 1
+    await user.emit_with_ack("u", "join", "lobby")
+    assert (await seen_about(admin, "event_received"))["args"][1] == user_id
+
+    await admin.call("disconnect", name="admin")
+    for _ in range(100):
+        if not sio.of("/admin").sockets:
+            break
+        await asyncio.sleep(0.02)
+    assert socket.listeners_any() == [app_listener] and socket.listeners_any_outgoing() == []
+    assert later_socket.listeners_any_outgoing() == []
+    assert not sio.main_namespace._outgoing_sockets
+
+
 async def test_credentials_and_sessions(instrumented, node):
     sio = await instrumented()
     wrong = await admin_client(node, sio, auth={"username": "admin", "password": "nope"}, name="w")
