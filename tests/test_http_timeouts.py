@@ -303,7 +303,12 @@ def test_a_streamed_body_that_trickles_is_cut_at_request_timeout(run):
             started = time.monotonic()
             writer.write(request_bytes("POST", "/up", {"Content-Length": "100000"}))
             sender = asyncio.ensure_future(trickle(writer, b"x" * 100_000, 0.02))
-            assert await read_eof(reader) == b""
+            try:
+                assert await read_eof(reader) == b""
+            except ConnectionResetError:
+                # also closed: a trickled byte that reached the server after its last read
+                # turns its close into a reset (TCP's rule for unread data; a busy machine)
+                pass
             elapsed = time.monotonic() - started
             sender.cancel()
             writer.close()
