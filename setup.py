@@ -52,6 +52,8 @@ EXTENSIONS = [
     _extension("json_c", os.path.join(PACKAGE_DIR, "json_c.pyx")),
     # the per-connection WebSocket class (fastsio/http/websocket.py), cimporting that FrameReader
     _extension("wsconn_c", os.path.join(SOURCE_DIR, "wsconn_c.py"), cimports=("websocket_c",)),
+    # the HTTP/1.1 connection, httptools' callbacks (fastsio/http/protocol.py)
+    _extension("httpproto_c", os.path.join(SOURCE_DIR, "httpproto_c.py")),
     # the Socket.IO dispatch classes (fastsio/client.py, fastsio/socket.py), each cimporting the
     # other's class: Socket.emit reads its Client's fields, Client calls Socket._on_event in C
     _extension("client_c", os.path.join(SOURCE_DIR, "client_c.py"), cimports=("socket_c",)),

@@ -147,7 +147,15 @@ if SPEEDUPS:  # pragma: no branch - depends on the build
 # They import most of fastsio (the adapter, the engine ...), which imports this module: so they
 # are imported on first use too (``fastsio/__init__`` asks for them once the package is loaded).
 
-_LAZY = ("WebSocketConnection", "TickWriter", "WireMeter", "sockets", "clients")
+# -- the HTTP/1.1 connection ---------------------------------------------------------------------
+#
+# ``http_protocol`` is the module whose ``HttpProtocol`` (and ``WorkerHttpProtocol``,
+# ``AdoptedHttpProtocol``) the HTTP server uses: ``fastsio._speedups.httpproto_c``
+# (fastsio/http/protocol.py compiled) with ``SPEEDUPS``, else fastsio.http.protocol; a missing
+# compiled one falls back silently. Imported on first use, as the WebSocket classes: fastsio.http
+# imports this module while it initialises.
+
+_LAZY = ("WebSocketConnection", "TickWriter", "WireMeter", "sockets", "clients", "http_protocol")
 
 
 def _load_websocket_classes(namespace: dict) -> None:
@@ -174,6 +182,20 @@ def _load_dispatch(namespace: dict) -> None:
     namespace.update(sockets=socket, clients=client)
 
 
+def _load_http_protocol(namespace: dict) -> None:
+    if SPEEDUPS:
+        try:
+            from ._speedups import httpproto_c  # type: ignore[attr-defined]
+        except ImportError:
+            pass
+        else:
+            namespace.update(http_protocol=httpproto_c)
+            return
+    from .http import protocol
+
+    namespace.update(http_protocol=protocol)
+
+
 def __getattr__(name: str) -> Any:
     """The classes above that are imported on first use."""
     if name not in _LAZY:
@@ -181,6 +203,8 @@ def __getattr__(name: str) -> Any:
     namespace = globals()
     if name in ("sockets", "clients"):
         _load_dispatch(namespace)
+    elif name == "http_protocol":
+        _load_http_protocol(namespace)
     else:
         _load_websocket_classes(namespace)
     if all(lazy in namespace for lazy in _LAZY):

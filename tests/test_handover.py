@@ -694,7 +694,7 @@ def test_a_single_process_server_has_no_hand_over(run):
 
 def test_only_several_workers_check_new_connections(run):
     async def main():
-        from fastsio.http.protocol import HttpProtocol, WorkerHttpProtocol
+        from fastsio.http.server import HttpProtocol, WorkerHttpProtocol
 
         async with Workers(2) as workers:
             sio = fastsio.Server()

@@ -238,6 +238,10 @@ def test_selection_in_this_process() -> None:
     assert server.WebSocketConnection is _impl.WebSocketConnection
     assert server.TickWriter is _impl.TickWriter
     assert "from .._impl import WebSocketConnection" in Path(request.__file__).read_text()
+    # the HTTP connection: compiled with the codecs (when built), else the pure module
+    assert server.HttpProtocol is _impl.http_protocol.HttpProtocol
+    if not _impl.SPEEDUPS:
+        assert _impl.http_protocol is protocol
 
 
 # the optional codecs: picked one by one, never counted in SPEEDUPS, never warned about

@@ -4,6 +4,13 @@ One request is handled at a time. Requests that arrive while one is pending (pip
 in a queue, with reading paused, and are answered in order. Handlers never run inside a parser
 callback: the parser only queues complete requests, and they are dispatched once ``feed_data``
 has returned (so an upgrade request knows the bytes that followed its head).
+
+This file is also compiled by Cython, unchanged, as ``fastsio._speedups.httpproto_c`` with the
+augmenting ``fastsio/_speedups/httpproto_c.pxd`` (``HttpProtocol`` becomes a ``cdef class`` with
+typed attributes: the parser's callbacks run without a Python frame each). Hence no base class
+(a cdef class cannot inherit from ``asyncio.Protocol``; the transport only needs the methods) and
+no change of ``__class__`` (WorkerHttpProtocol). ``fastsio._impl`` picks one of the two
+(``_impl.http_protocol``); the server takes its classes from there.
 """
 
 from __future__ import annotations
@@ -19,15 +26,16 @@ from urllib.parse import unquote
 
 import httptools
 
-from .. import _impl
-from .._impl import WebSocketConnection
-from .body import BodyStream
-from .request import PreparedHeaders, Request
-from .shared import address as shared_address
-from .shared import header_name, header_value
+# absolute, not relative: this file is also compiled as fastsio._speedups.httpproto_c
+from fastsio import _impl
+from fastsio._impl import WebSocketConnection
+from fastsio.http.body import BodyStream
+from fastsio.http.request import PreparedHeaders, Request
+from fastsio.http.shared import address as shared_address
+from fastsio.http.shared import header_name, header_value
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .server import HttpServer
+    from fastsio.http.server import HttpServer
 
 logger = logging.getLogger("fastsio.http")
 
@@ -103,7 +111,7 @@ def replay_bytes(request: Request) -> bytes:
     return "".join(parts).encode("latin-1") + body
 
 
-class HttpProtocol(asyncio.Protocol):
+class HttpProtocol:
     __slots__ = (
         "_body",
         "_body_size",
@@ -211,6 +219,12 @@ class HttpProtocol(asyncio.Protocol):
         if self._queue and not self._reading_paused and not self._closing:
             self._reading_paused = True
             self.transport.pause_reading()
+
+    def pause_writing(self) -> None:
+        pass  # the answers are small, or written whole (a static file)
+
+    def resume_writing(self) -> None:
+        pass
 
     def eof_received(self) -> bool | None:
         # The client half-closed: treat it as gone (a held long-poll will never be read).
@@ -677,7 +691,7 @@ class WorkerHttpProtocol(HttpProtocol):
     """The HttpProtocol of a connection accepted by one of several workers, until its first
     bytes arrive: when they start a request for another worker's session, the connection goes to
     that worker before anything is parsed, with those bytes (``HttpServer.handover``'s
-    ``hand_over_connection``); otherwise it becomes a plain HttpProtocol. Requests after the first
+    ``hand_over_connection``); otherwise a plain HttpProtocol takes it over. Requests after the first
     one of a connection are checked by the engine instead (``Request.hand_over``)."""
 
     __slots__ = ()
@@ -689,7 +703,6 @@ class WorkerHttpProtocol(HttpProtocol):
         self.secure = transport.get_extra_info("sslcontext") is not None
 
     def data_received(self, data: bytes) -> None:
-        self.__class__ = HttpProtocol
         transport = self.transport
         handover = self.server.handover
         if (
@@ -699,12 +712,15 @@ class WorkerHttpProtocol(HttpProtocol):
             and handover.hand_over_connection(self, data)
         ):
             return
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            self.client = (shared_address(peer[0]), peer[1])
-        # uvloop keeps the bound data_received of the protocol it was given: give it again
-        transport.set_protocol(self)
-        HttpProtocol.data_received(self, data)
+        # A plain HttpProtocol takes the connection over, nothing parsed yet. A new object, not
+        # a change of __class__: the compiled HttpProtocol is a static type, which refuses that.
+        if self._closing:
+            return
+        plain = HttpProtocol(self.server, self.loop)
+        self.server._connections.discard(self)
+        plain.connection_made(transport)
+        transport.set_protocol(plain)
+        plain.data_received(data)
 
 
 class AdoptedHttpProtocol(HttpProtocol):

@@ -9,10 +9,14 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from .._impl import TickWriter, WebSocketConnection
+from .._impl import TickWriter, WebSocketConnection, http_protocol
 from .access_log import AccessLogged
-from .protocol import AdoptedHttpProtocol, HttpProtocol, WorkerHttpProtocol
 from .request import Request
+
+# the classes _impl picked: compiled (fastsio._speedups.httpproto_c) or pure (.protocol)
+HttpProtocol = http_protocol.HttpProtocol
+WorkerHttpProtocol = http_protocol.WorkerHttpProtocol
+AdoptedHttpProtocol = http_protocol.AdoptedHttpProtocol
 
 logger = logging.getLogger("fastsio.http")
 

@@ -7,8 +7,9 @@ A target raises (AssertionError, or the unexpected exception itself) when an inv
 - where a compiled twin exists, it does exactly what the pure one does: same result, or the same
   error class, close code and message (the differential check of tests/test_speedups.py).
 
-The HTTP request head has one implementation (httptools under ``HttpProtocol``): whatever the
-bytes, feeding them never raises, and all that is written back is HTTP/1.1 responses.
+The HTTP request head is parsed by httptools under ``HttpProtocol``: whatever the bytes, feeding
+them never raises, all that is written back is HTTP/1.1 responses, and the compiled HttpProtocol
+(``fastsio._speedups.httpproto_c``) writes, closes and dispatches exactly as the pure one.
 
 Used by ``python -m tests.fuzz.run`` (coverage-guided, atheris) and tests/test_fuzz_corpus.py
 (every saved input replayed on each test run, no atheris needed).
@@ -213,22 +214,45 @@ _loop: asyncio.AbstractEventLoop | None = None
 
 
 def _answer(request: Any) -> None:
-    body = f"{request.method} {request.path} {len(request.body)}".encode("utf-8", "replace")
+    """Answers with what was parsed (so that both HttpProtocols must agree on all of it)."""
+    body = repr(
+        (
+            request.method,
+            request.url,
+            request.path,
+            request.query_string,
+            request.http_version,
+            request._keep_alive,
+            request.is_websocket,
+            sorted(request.headers.items()),
+            request.body,
+        )
+    ).encode("utf-8", "replace")
     request.respond(200, [("Content-Type", "text/plain")], body)
 
 
-def http_head(data: bytes) -> None:
-    """Request heads (and bodies) as a client sends them, in pieces: never an exception, only
-    HTTP/1.1 responses written back."""
+def _http_protocols() -> list:
+    from fastsio.http import protocol
+
+    classes = [protocol.HttpProtocol]
+    try:
+        from fastsio._speedups import httpproto_c  # type: ignore[attr-defined]
+    except ImportError:  # not built
+        pass
+    else:
+        classes.append(httpproto_c.HttpProtocol)
+    return classes
+
+
+def _http_run(protocol_class: Any, data: bytes) -> tuple:
     from fastsio.http import HttpServer
-    from fastsio.http.protocol import HttpProtocol
 
     global _loop
     if _loop is None:
         _loop = asyncio.new_event_loop()  # never run: the protocol only asks it the time
     server = HttpServer(max_body_size=4096, max_header_size=1024)
     server.mount("/", _answer)
-    protocol = HttpProtocol(server, _loop)
+    protocol = protocol_class(server, _loop)
     transport = RecordingTransport()
     protocol.connection_made(transport)
     for piece in _pieces(data):
@@ -236,9 +260,17 @@ def http_head(data: bytes) -> None:
             break
         protocol.data_received(piece)
     protocol.connection_lost(None)
-    written = bytes(transport.written)
+    return bytes(transport.written), transport.closed
+
+
+def http_head(data: bytes) -> None:
+    """Request heads (and bodies) as a client sends them, in pieces: never an exception, only
+    HTTP/1.1 responses written back, the same by both HttpProtocols."""
+    outcomes = [_http_run(protocol_class, data) for protocol_class in _http_protocols()]
+    written = outcomes[0][0]
     assert written == b"" or written.startswith(b"HTTP/1.1 "), written[:80]
     assert written.count(b"HTTP/1.1 ") >= written.count(b"\r\n\r\nHTTP/1.1 ")
+    assert all(other == outcomes[0] for other in outcomes[1:]), (outcomes[0], outcomes[1:])
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
