@@ -38,7 +38,8 @@ def _extension(name: str, source: str, cimports: tuple[str, ...] = ()) -> Extens
 EXTENSIONS = [
     # the pure-Python module itself (a symlink), compiled with fastsio/_speedups/<name>.pxd
     _extension("engineio_c", os.path.join(SOURCE_DIR, "engineio_c.py")),
-    _extension("socketio_c", os.path.join(SOURCE_DIR, "socketio_c.py")),
+    # cimports json_c's FastJson: a packet's JSON is a C call
+    _extension("socketio_c", os.path.join(SOURCE_DIR, "socketio_c.py"), cimports=("json_c",)),
     _extension("fanout_c", os.path.join(SOURCE_DIR, "fanout_c.py")),
     # optional codecs: _impl uses them when they import (msgpack_parser_c needs msgpack at run
     # time, not at build time), without them counting for SPEEDUPS
@@ -47,8 +48,8 @@ EXTENSIONS = [
     # hand-written: byte-level work that plain Python cannot express (its header says more);
     # websocket_c.pxd declares its FrameReader for wsconn_c
     _extension("websocket_c", os.path.join(PACKAGE_DIR, "websocket_c.pyx")),
-    # hand-written: fast paths in front of orjson for small flat events (installed into socketio_c
-    # by _impl)
+    # hand-written: fast paths in front of orjson for small flat events (a FastJson installed into
+    # socketio_c by _impl); json_c.pxd declares the class for socketio_c
     _extension("json_c", os.path.join(PACKAGE_DIR, "json_c.pyx")),
     # the per-connection WebSocket class (fastsio/http/websocket.py), cimporting that FrameReader
     _extension("wsconn_c", os.path.join(SOURCE_DIR, "wsconn_c.py"), cimports=("websocket_c",)),

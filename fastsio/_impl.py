@@ -70,7 +70,7 @@ if not NO_EXTENSIONS:  # pragma: no branch - depends on the build
             pass
         else:
             # the compiled codec only: the pure one keeps orjson alone
-            _socketio_c._use_fast_json(_json_c.loads_at, _json_c.dumps_prefixed)
+            _socketio_c._use_fast_json(_json_c.FastJson())
         websocket = _websocket_c
         fanout = _fanout_c.fanout
         SPEEDUPS = True

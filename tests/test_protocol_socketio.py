@@ -271,6 +271,22 @@ def test_decode_malformed(codec, text):
         codec.socketio.PacketDecoder().feed(text)
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"],
+)
+def test_decode_reserved_names(codec, name):
+    """Every reserved name is refused, in EVENT and BINARY_EVENT packets; names that only look
+    like one (shorter, longer, another case) are events like any other."""
+    sio = codec.socketio
+    for text in (f'2["{name}"]', f'2["{name}","x",1]', f'51-["{name}",{{"_placeholder":true}}]'):
+        with pytest.raises(ProtocolError, match="reserved event name"):
+            sio.decode_packet(text)
+    for other in (name[:-1], name[1:], name + "x", name.upper(), name[0]):
+        assert sio.decode_packet(f'2["{other}",1]').data == [other, 1]
+    assert sio.decode_packet(f'3["{name}"]'.replace("3", "37", 1)).data == [name]  # an ACK
+
+
 def test_decode_max_attachments(codec):
     sio = codec.socketio
     assert sio.decode_packet('51000-["a"]').attachments == 1000

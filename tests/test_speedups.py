@@ -553,6 +553,12 @@ edits = st.lists(
 )
 
 
+#: the reserved event names and names that only look like one
+_NEAR_RESERVED = sorted(
+    {n for name in pure_socketio.RESERVED_EVENTS for n in (name, name[:-1], name + "x", name[1:])}
+)
+
+
 @st.composite
 def socketio_texts(draw) -> str:
     """A packet as a client would send it, often corrupted."""
@@ -567,7 +573,8 @@ def socketio_texts(draw) -> str:
     if draw(st.integers(0, 3)):
         kind = draw(st.integers(0, 2))
         if kind == 0:  # an event: [name, *args]
-            payload = [draw(st.text(max_size=8)), *draw(st.lists(json_values, max_size=3))]
+            name = draw(st.text(max_size=8) | st.sampled_from(_NEAR_RESERVED))
+            payload = [name, *draw(st.lists(json_values, max_size=3))]
         elif kind == 1:
             payload = draw(json_values)
         else:
@@ -768,17 +775,26 @@ def test_compiled_codec_uses_the_fast_paths(compiled, json_c, monkeypatch) -> No
         pytest.skip("the compiled codec is not the selected one in this process")
     seen = []
 
-    def spy(prefix: str, data: Any) -> Any:
-        seen.append(data)
-        return json_c.dumps_prefixed(prefix, data)
+    class Spy(json_c.FastJson):  # the codec calls its methods in C: a Python override still runs
+        def loads_at(self, text: str, start: int) -> Any:
+            seen.append((text, start))
+            return super().loads_at(text, start)
 
-    compiled.socketio._use_fast_json(json_c.loads_at, spy)
+        def dumps_prefixed(self, prefix: str, data: Any) -> Any:
+            seen.append(data)
+            return super().dumps_prefixed(prefix, data)
+
+    compiled.socketio._use_fast_json(Spy())
     try:
         assert compiled.socketio.encode_packet(2, "/", ["e", 1]) == ['2["e",1]']
         assert pure_socketio.encode_packet(2, "/", ["e", 1]) == ['2["e",1]']
+        assert compiled.socketio.decode_packet('2["e",1]').data == ["e", 1]
+        assert pure_socketio.decode_packet('2["e",1]').data == ["e", 1]
     finally:
-        compiled.socketio._use_fast_json(json_c.loads_at, json_c.dumps_prefixed)
-    assert seen == [["e", 1]]
+        compiled.socketio._use_fast_json(json_c.FastJson())
+    assert seen == [["e", 1], ('2["e",1]', 1)]
+    with pytest.raises(TypeError):  # the compiled codec's hook is typed
+        compiled.socketio._use_fast_json(json_c.dumps_prefixed)
 
 
 # -- Engine.IO ----------------------------------------------------------------------------------

@@ -17,11 +17,15 @@ Both functions give exactly what the orjson path gives, or decline:
   ``list`` of ASCII strings that need no escaping, 64-bit ints, bools and None, short enough for
   its buffer, and None for anything else (the caller then takes the orjson path).
 
-Used only by the compiled Socket.IO codec (``fastsio._impl`` installs them into
-``fastsio._speedups.socketio_c``); the pure-Python codec always uses orjson. The tests compare
-both functions with orjson on random and edge-case input (tests/test_speedups.py).
+Used only by the compiled Socket.IO codec, through a ``FastJson`` (``fastsio._impl`` installs one
+into ``fastsio._speedups.socketio_c``, which cimports the class: json_c.pxd) so that a packet's JSON
+is a C call; the pure-Python codec always uses orjson. The module-level functions are the same
+code, for the tests, which compare them with orjson on random and edge-case input
+(tests/test_speedups.py).
 """
 
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_New
 from libc.string cimport memcmp, memcpy
 
@@ -42,7 +46,7 @@ cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object)
 
 
-cdef inline bint _is_ws(unsigned char c):
+cdef inline bint _is_ws(unsigned char c) noexcept nogil:
     return c == c' ' or c == c'\n' or c == c'\r' or c == c'\t'
 
 
@@ -82,13 +86,32 @@ cdef struct Token:
     long long value    # TOKEN_INT
 
 
+cdef class FastJson:
+    """The compiled codec's JSON: these functions as C calls (the codec holds one, typed)."""
+
+    cpdef object loads_at(self, object text, Py_ssize_t start):
+        return _loads_at(text, start)
+
+    cpdef object dumps_prefixed(self, str prefix, object data):
+        return _dumps_prefixed(prefix, data)
+
+
 def loads(text):
     """``orjson.loads(text)``, faster for a flat array of plain values."""
-    return loads_at(text, 0)
+    return _loads_at(text, 0)
 
 
 def loads_at(text, Py_ssize_t start):
     """``orjson.loads(text[start:])``, without the slice when the fast path reads it."""
+    return _loads_at(text, start)
+
+
+def dumps_prefixed(str prefix, data):
+    """``prefix + orjson.dumps(data).decode()`` for a short flat list of plain values, else None."""
+    return _dumps_prefixed(prefix, data)
+
+
+cdef object _loads_at(object text, Py_ssize_t start):
     cdef object result
     if type(text) is str and start >= 0:
         result = _flat_array(<str>text, start)
@@ -111,6 +134,7 @@ cdef object _flat_array(str text, Py_ssize_t i):
     cdef long long value
     cdef bint negative
     cdef list out
+    cdef object item
     cdef Token* token
     if not PyUnicode_IS_ASCII(text):
         return None
@@ -201,17 +225,23 @@ cdef object _flat_array(str text, Py_ssize_t i):
         i += 1
     if i != n:
         return None
-    out = [None] * count
+    # filled in place (PyList_SET_ITEM steals a reference: each item gets one more) rather than
+    # [None] * count and item assignment
+    out = PyList_New(count)
     for k in range(count):
         token = &tokens[k]
         if token.kind == TOKEN_STR:
-            out[k] = _ascii_str(p + token.start, token.end - token.start)
+            item = _ascii_str(p + token.start, token.end - token.start)
         elif token.kind == TOKEN_INT:
-            out[k] = token.value
+            item = token.value
         elif token.kind == TOKEN_TRUE:
-            out[k] = True
+            item = True
         elif token.kind == TOKEN_FALSE:
-            out[k] = False
+            item = False
+        else:
+            item = None
+        Py_INCREF(item)
+        PyList_SET_ITEM(out, k, item)
     return out
 
 
@@ -226,8 +256,7 @@ cdef inline object _ascii_str(const unsigned char* chars, Py_ssize_t n):
 # -- encoding ----------------------------------------------------------------------------------
 
 
-def dumps_prefixed(str prefix, data):
-    """``prefix + orjson.dumps(data).decode()`` for a short flat list of plain values, else None."""
+cdef object _dumps_prefixed(str prefix, object data):
     cdef char buf[OUT_MAX]
     cdef Py_ssize_t pos
     cdef Py_ssize_t count, k
@@ -275,14 +304,15 @@ def dumps_prefixed(str prefix, data):
     return result
 
 
-cdef inline Py_ssize_t _put_raw(char* buf, Py_ssize_t pos, const char* raw, Py_ssize_t n):
+cdef inline Py_ssize_t _put_raw(char* buf, Py_ssize_t pos, const char* raw,
+                                 Py_ssize_t n) noexcept:
     if pos < 0 or pos + n > OUT_MAX - 1:
         return -1
     memcpy(buf + pos, raw, n)
     return pos + n
 
 
-cdef Py_ssize_t _put_str(char* buf, Py_ssize_t pos, str text):
+cdef inline Py_ssize_t _put_str(char* buf, Py_ssize_t pos, str text) noexcept:
     """A JSON string for an ASCII str that needs no escaping; -1 otherwise (or out of room)."""
     cdef Py_ssize_t n, k
     cdef const unsigned char* data

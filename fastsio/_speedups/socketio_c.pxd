@@ -4,12 +4,15 @@
 # change what a wrong argument raises (e.g. encode_packet(7.5) is a ProtocolError in both).
 import cython
 
-cdef Py_ssize_t _MAX_ACK_DIGITS, _MAX_ATTACHMENT_DIGITS, _MAX_DEPTH
+from fastsio._speedups.json_c cimport FastJson
+
+cdef Py_ssize_t _MAX_ACK_DIGITS, _MAX_ATTACHMENT_DIGITS, _MAX_DEPTH, _MIN_RESERVED_LEN
 # the packet types as C constants (the public EVENT, ACK ... stay Python ints for other modules)
 cdef Py_ssize_t _CONNECT, _DISCONNECT, _EVENT, _ACK, _CONNECT_ERROR, _BINARY_EVENT, _BINARY_ACK
 cdef frozenset _RESERVED
 cdef tuple _TYPE_STR, _TYPE_NAMES
-cdef object _OPT_NON_STR_KEYS, _dumps, _loads, _json_at, _dumps_prefixed
+cdef object _OPT_NON_STR_KEYS, _dumps, _loads
+cdef FastJson _json
 
 
 @cython.freelist(32)

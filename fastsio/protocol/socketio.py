@@ -9,7 +9,6 @@ Plain typed Python, written to be compiled by Cython unchanged (see fastsio/_spe
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -71,33 +70,27 @@ _TYPE_NAMES = (
 # C constants (socketio_c.pxd), while the public names above stay Python objects for other modules.
 _CONNECT, _DISCONNECT, _EVENT, _ACK, _CONNECT_ERROR, _BINARY_EVENT, _BINARY_ACK = range(7)
 _RESERVED = RESERVED_EVENTS
+# Event names shorter than every reserved one (most) skip the set look-up, which would hash a
+# freshly decoded name.
+_MIN_RESERVED_LEN = min(map(len, RESERVED_EVENTS))
 
 _OPT_NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
 _dumps = orjson.dumps
 _loads = orjson.loads
 
-
-def _loads_from(text: str, start: int) -> Any:
-    """The JSON value of ``text[start:]``."""
-    return _loads(text[start:])
-
-
-# The JSON hooks of decode_packet and encode_packet. The compiled build gets fast paths for small
-# flat events in front of orjson (fastsio._speedups.json_c, put here by _use_fast_json); the pure
-# build keeps these: orjson alone.
-_json_at = _loads_from
-_dumps_prefixed = None
+# Fast paths for small flat events in front of orjson: a fastsio._speedups.json_c.FastJson, put
+# here by _use_fast_json in the compiled build only (which types it, so that its methods are C
+# calls); None in the pure build: orjson alone.
+_json = None
 
 
-def _use_fast_json(
-    loads_at: Callable[[str, int], Any], dumps_prefixed: Callable[[str, Any], Any]
-) -> None:
-    """Called by fastsio._impl for the compiled codec only. ``loads_at(text, start)`` is
-    ``_loads_from`` (falling back to orjson itself); ``dumps_prefixed(prefix, data)`` is
-    ``prefix + orjson.dumps(data).decode()`` or None when the orjson path must be taken."""
-    global _json_at, _dumps_prefixed
-    _json_at = loads_at
-    _dumps_prefixed = dumps_prefixed
+def _use_fast_json(json: Any) -> None:
+    """Called by fastsio._impl for the compiled codec only. ``json.loads_at(text, start)`` is
+    ``orjson.loads(text[start:])`` (falling back to orjson itself); ``json.dumps_prefixed(prefix,
+    data)`` is ``prefix + orjson.dumps(data).decode()`` or None when the orjson path must be
+    taken."""
+    global _json
+    _json = json
 
 
 class Packet:
@@ -256,12 +249,12 @@ def encode_packet(
     if packet_type == _BINARY_EVENT or packet_type == _BINARY_ACK:
         return _encode_slow(packet_type, nsp, data, ack_id)
     if (
-        _dumps_prefixed is not None
+        _json is not None
         and ack_id is None
         and type(packet_type) is int
         and (nsp == "/" or not nsp)
     ):
-        text = _dumps_prefixed(_TYPE_STR[packet_type], data)
+        text = _json.dumps_prefixed(_TYPE_STR[packet_type], data)
         if text is not None:
             return [text]
     try:
@@ -291,7 +284,7 @@ def _check_payload(packet_type: int, data: Any, has_data: bool, ack_id: int | No
         name = data[0]
         if type(name) is not str:
             raise _invalid(packet_type, "event name must be a string")
-        if name in _RESERVED:
+        if len(name) >= _MIN_RESERVED_LEN and name in _RESERVED:
             raise _invalid(packet_type, f"{name!r} is a reserved event name")
     elif packet_type == _ACK or packet_type == _BINARY_ACK:
         if type(data) is not list:
@@ -361,7 +354,7 @@ def decode_packet(text: str, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> 
         i = j
     if i < n:
         try:
-            data = _json_at(text, i)
+            data = _loads(text[i:]) if _json is None else _json.loads_at(text, i)
         except ValueError as exc:  # orjson.JSONDecodeError
             raise _invalid(packet_type, f"bad JSON payload ({exc})") from None
         _check_payload(packet_type, data, True, ack_id)
