@@ -2040,3 +2040,95 @@ def test_sessions_of_twins(compiled_dispatch) -> None:
     pure = asyncio.run(main(pure_client, pure_socket))
     assert pure == [2, 1, 0]
     assert asyncio.run(main(*compiled_dispatch)) == pure
+
+
+# -- the HTTP connection: HttpProtocol's HTTP version -------------------------------------------
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
+    def is_closing(self) -> bool:
+        return False
+
+
+def _http_protocol_classes() -> list:
+    from fastsio.http import protocol
+
+    classes = [protocol.HttpProtocol]
+    with contextlib.suppress(ImportError):
+        from fastsio._speedups import httpproto_c  # type: ignore[attr-defined]
+
+        classes.append(httpproto_c.HttpProtocol)
+    return classes
+
+
+# request lines whose version HttpProtocol reads off the line itself or asks the parser for, in
+# reads cut anywhere: every version must be what httptools says for the same bytes
+VERSION_CASES = [
+    b"GET / HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.0\r\n\r\n",
+    b"GET /x HTTP/1.0\r\nX: a HTTP/1.1\r\n\r\n",
+    b"\r\nGET / HTTP/1.1\r\n\r\n",
+    b"\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"GET /?q= HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    (
+        b"POST /p HTTP/1.0\r\nContent-Length: 14\r\nConnection: keep-alive\r\n\r\n"
+        b" HTTP/1.1\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n"
+    ),
+    b"GET http://h/ HTTP/1.1\r\n\r\nGET * HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"GET / HTTP/2.0\r\n\r\n",
+    b"GET / HTTP/0.9\r\n\r\n",
+    b"GET / HTTP/1.1\n\r\n",
+    b"GET / HTTP/1.0\nX: HTTP/1.1\r\n\r\n",
+]
+
+
+def _versions_of(protocol_class: Any, loop: Any, data: bytes, cuts: tuple) -> list:
+    import httptools
+
+    from fastsio.http import HttpServer
+
+    seen: list = []
+    server = HttpServer()
+    server.mount("/", lambda request: (seen.append(request.http_version), request.respond(200)))
+    protocol = protocol_class(server, loop)  # never run: only asked the time
+    protocol.connection_made(_Transport())
+    start = 0
+    for cut in (*cuts, len(data)):
+        if cut > start:
+            protocol.data_received(data[start:cut])
+            start = cut
+    # what httptools says: a fresh parser per request, each fed whole
+    expected: list = []
+
+    class Heads:
+        def on_headers_complete(self) -> None:
+            expected.append(parser.get_http_version())
+
+    parser = httptools.HttpRequestParser(Heads())
+    with contextlib.suppress(httptools.HttpParserError):
+        parser.feed_data(data)
+    return [seen, expected[: len(seen)]]
+
+
+@pytest.mark.parametrize("data", VERSION_CASES)
+def test_http_version_is_the_parsers(data: bytes) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        for protocol_class in _http_protocol_classes():
+            for cuts in [(), *((i,) for i in range(1, len(data))), (3, 9, 17)]:
+                seen, expected = _versions_of(protocol_class, loop, data, cuts)
+                assert seen == expected, (protocol_class, cuts)
+    finally:
+        loop.close()

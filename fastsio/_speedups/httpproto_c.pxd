@@ -21,10 +21,12 @@ cdef class HttpProtocol:
     cdef public Py_ssize_t _body_size, _header_size, _head_received
     # the request being received, the one being answered, the one whose body is streamed
     cdef public object _request, _current, _body_stream
-    cdef public object _queue, _upgrade_tail
+    cdef public object _queue, _upgrade_tail, _head_start
     cdef public bint _in_head, _dispatching, _reading_paused, _closing, _parser_done
     cdef public int _error_status
 
+    @cython.locals(start=Py_ssize_t)
+    cdef str _http_version(self, bytes method, bytes url)
     cdef _check_websocket(self, request)
     cdef _stop_parsing(self)
     cdef _fail(self, int status)
