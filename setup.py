@@ -25,13 +25,18 @@ SOURCE_DIR = os.path.join(PACKAGE_DIR, "src")  # symlinks: sources to compile, n
 BUILD_DIR = os.path.join("build", "cython")
 
 
+def _pxd(name: str) -> str:
+    # "engine.session" -> fastsio/_speedups/engine/session.pxd
+    return os.path.join(PACKAGE_DIR, *name.split(".")) + ".pxd"
+
+
 def _extension(name: str, source: str, cimports: tuple[str, ...] = ()) -> Extension:
     # The augmenting .pxd sits beside the compiled module (Cython finds it by module name); listed
     # in ``depends`` so that it goes into the sdist and a change to it triggers a rebuild. So are
     # the .pxd files of the modules it cimports: their C layout is compiled into it.
-    pxd = os.path.join(PACKAGE_DIR, name + ".pxd")
+    pxd = _pxd(name)
     depends = [pxd] if os.path.exists(os.path.join(ROOT, pxd)) else []
-    depends += [os.path.join(PACKAGE_DIR, other + ".pxd") for other in cimports]
+    depends += [_pxd(other) for other in cimports]
     return Extension(f"fastsio._speedups.{name}", [source], depends=depends)
 
 
@@ -59,6 +64,15 @@ EXTENSIONS = [
     # other's class: Socket.emit reads its Client's fields, Client calls Socket._on_event in C
     _extension("client_c", os.path.join(SOURCE_DIR, "client_c.py"), cimports=("socket_c",)),
     _extension("socket_c", os.path.join(SOURCE_DIR, "socket_c.py"), cimports=("client_c",)),
+    # the Engine.IO session and its transports (fastsio/engine/session.py, transports.py), in a
+    # package of fastsio.engine's shape (the session imports ".transports"); the WebSocket
+    # transport is compiled against the session's layout
+    _extension("engine.session", os.path.join(SOURCE_DIR, "engine", "session.py")),
+    _extension(
+        "engine.transports",
+        os.path.join(SOURCE_DIR, "engine", "transports.py"),
+        cimports=("engine.session",),
+    ),
     # the Redis adapter's subscription reader (fastsio/redis/_reader.py); needs hiredis at run
     # time, like its twin, and is used by fastsio.redis only (_impl.redis_reader)
     _extension("respreader_c", os.path.join(SOURCE_DIR, "respreader_c.py")),
@@ -133,7 +147,7 @@ class BuildPy(build_py):
     """Leave out fastsio/_speedups/src: build inputs (symlinks to modules installed anyway)."""
 
     def find_package_modules(self, package: str, package_dir: str) -> list:
-        if package == "fastsio._speedups.src":
+        if package == "fastsio._speedups.src" or package.startswith("fastsio._speedups.src."):
             return []
         return super().find_package_modules(package, package_dir)
 

@@ -15,7 +15,8 @@ too: those of ``fastsio._speedups.wsconn_c`` (fastsio/http/websocket.py compiled
 calling the compiled FrameReader directly) when ``SPEEDUPS`` is on, else those of
 fastsio/http/websocket.py. fastsio.http imports them from here. So are the modules of the
 Socket.IO ``Client`` and ``Socket`` classes (``clients``, ``sockets``): ``client_c`` / ``socket_c``
-with ``SPEEDUPS``, else fastsio.client / fastsio.socket (see the end of this module).
+with ``SPEEDUPS``, else fastsio.client / fastsio.socket; and so are the modules of the Engine.IO
+session and its transports (``engine_session``, ``engine_transports``) (see the end of this module).
 
 The two optional codecs, ``engineio3`` (Engine.IO v3, for ``allow_eio3``) and ``msgpack_parser``
 (``parser="msgpack"``), are picked the same way but each on its own: they do not count for
@@ -155,7 +156,25 @@ if SPEEDUPS:  # pragma: no branch - depends on the build
 # compiled one falls back silently. Imported on first use, as the WebSocket classes: fastsio.http
 # imports this module while it initialises.
 
-_LAZY = ("WebSocketConnection", "TickWriter", "WireMeter", "sockets", "clients", "http_protocol")
+# -- the Engine.IO session classes ----------------------------------------------------------------
+#
+# ``engine_session`` is the module whose ``EngineSession`` the engine uses (the base of
+# EngineSession3 and of the packet-logging sessions), ``engine_transports`` the one of its
+# transports: ``fastsio._speedups.engine.session`` / ``.transports`` (fastsio/engine/session.py and
+# transports.py compiled) when ``SPEEDUPS`` is on, else fastsio.engine.session / .transports. A
+# missing compiled pair falls back to the pure modules silently. Imported on first use (by
+# fastsio.engine), like the dispatch classes: fastsio.engine imports this module.
+
+_LAZY = (
+    "WebSocketConnection",
+    "TickWriter",
+    "WireMeter",
+    "sockets",
+    "clients",
+    "http_protocol",
+    "engine_session",
+    "engine_transports",
+)
 
 
 def _load_websocket_classes(namespace: dict) -> None:
@@ -196,6 +215,20 @@ def _load_http_protocol(namespace: dict) -> None:
     namespace.update(http_protocol=protocol)
 
 
+def _load_engine(namespace: dict) -> None:
+    if SPEEDUPS:
+        try:
+            from ._speedups.engine import session, transports  # type: ignore[attr-defined]
+        except ImportError:
+            pass
+        else:
+            namespace.update(engine_session=session, engine_transports=transports)
+            return
+    from .engine import session, transports  # type: ignore[no-redef]
+
+    namespace.update(engine_session=session, engine_transports=transports)
+
+
 def __getattr__(name: str) -> Any:
     """The classes above that are imported on first use."""
     if name not in _LAZY:
@@ -205,6 +238,8 @@ def __getattr__(name: str) -> Any:
         _load_dispatch(namespace)
     elif name == "http_protocol":
         _load_http_protocol(namespace)
+    elif name in ("engine_session", "engine_transports"):
+        _load_engine(namespace)
     else:
         _load_websocket_classes(namespace)
     if all(lazy in namespace for lazy in _LAZY):

@@ -449,12 +449,20 @@ def test_in_place_build_is_up_to_date(compiled) -> None:
         if "compiled" in modules:
             pxd = speedups / f"{name}_c.pxd"
             sources[modules["compiled"]] = [protocol / f"{name}.py"] + [pxd] * pxd.exists()
+    if session_c is not None:
+        engine, engine_pxd = ROOT / "fastsio" / "engine", speedups / "engine"
+        sources[session_c] = [engine / "session.py", engine_pxd / "session.pxd"]
+        sources[transports_c] = [
+            engine / "transports.py",
+            engine_pxd / "transports.pxd",
+            engine_pxd / "session.pxd",  # the EngineSession layout it is compiled against
+        ]
     from fastsio._speedups import json_c  # type: ignore[attr-defined]
 
     sources[json_c] = [speedups / "json_c.pyx"]
     for module, paths in sources.items():
         built = Path(module.__file__)
-        if built.parent != speedups:
+        if not built.is_relative_to(speedups):
             continue  # installed elsewhere (pip install .): built from its own sources
         stale = [p.name for p in paths if p.stat().st_mtime > built.stat().st_mtime]
         assert not stale, (
@@ -2132,3 +2140,290 @@ def test_http_version_is_the_parsers(data: bytes) -> None:
                 assert seen == expected, (protocol_class, cuts)
     finally:
         loop.close()
+
+
+# -- the Engine.IO session twins: fastsio/engine/session.py + transports.py, compiled ----------
+
+try:
+    from fastsio._speedups.engine import session as session_c  # type: ignore[attr-defined]
+    from fastsio._speedups.engine import transports as transports_c  # type: ignore[attr-defined]
+except ImportError as exc:  # not built
+    session_c = transports_c = None
+    ENGINE_IMPORT_ERROR: BaseException | None = exc
+else:
+    ENGINE_IMPORT_ERROR = None
+
+
+@pytest.fixture(scope="session")
+def compiled_engine(compiled) -> tuple:
+    """(session, transports) compiled (skip, or fail under FASTSIO_REQUIRE_EXTENSIONS)."""
+    if session_c is None:
+        msg = f"the compiled engine session is not built: {ENGINE_IMPORT_ERROR}"
+        if codec_impls.REQUIRE_EXTENSIONS:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return session_c, transports_c
+
+
+class EngineConn:
+    """A WebSocket connection as the session and its transports use it: every call logged."""
+
+    deflater = None
+
+    def __init__(self, log: list, listener: Any) -> None:
+        self.log = log
+        self.listener = listener
+        self.writing_paused = False
+        self.buffered = 0
+
+    def send_text(self, text: str, compress: bool = True) -> None:
+        self.log.append(("send_text", text, compress))
+
+    def send_binary(self, data: bytes, compress: bool = True) -> None:
+        self.log.append(("send_binary", data, compress))
+
+    def send_frame(self, frame: bytes) -> None:
+        self.log.append(("send_frame", frame))
+
+    def write_buffer_size(self) -> int:
+        return self.buffered
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self.log.append(("ws_close", code, reason))
+
+
+class EngineRequest:
+    client = ("10.0.0.1", 1234)
+    query: dict = {}  # noqa: RUF012 - read only
+    headers: dict = {}  # noqa: RUF012 - read only
+
+    def __init__(self, log: list, body: bytes = b"") -> None:
+        self.log = log
+        self.body = body
+        self.on_close = None
+
+    def respond(self, status: int, headers: Any, body: bytes) -> None:
+        self.log.append(("respond", status, list(headers), body))
+
+
+class EngineTimers:
+    def __init__(self, log: list) -> None:
+        self.log = log
+        self.pending: list = []
+
+    def call_later(self, loop: Any, delay: float, fire: Any, session: Any) -> Any:
+        self.log.append(("timer", delay, fire.__name__))
+        handle = FakeHandle()
+        self.pending.append((handle, fire, session))
+        return handle
+
+    def fire(self) -> None:
+        pending, self.pending = self.pending, []
+        for handle, fire, session in pending:
+            if not handle.cancelled:
+                fire(session)
+
+
+class EngineServerStub:
+    """What a session and its transports read of the EngineServer."""
+
+    max_buffered_bytes = 100
+    max_http_buffer_size = 1000
+    ping_interval = 25.0
+    ping_timeout = 20.0
+    cors_allowed_origins = None
+    _extra_headers = False
+    http_compression = None
+    meter = None
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+        self.timers = EngineTimers(log)
+        self.conns: list = []
+
+    def accept_websocket(self, request: Any, listener: Any) -> EngineConn:
+        conn = EngineConn(self.log, listener)
+        self.conns.append(conn)
+        return conn
+
+    def respond_error(self, request: Any, status: int, *args: Any) -> None:
+        self.log.append(("respond_error", status, args))
+
+    def remove_session(self, session: Any) -> None:
+        self.log.append(("removed", session.sid))
+
+
+#: steps of a session script: polling requests, sends, loop turns and timers, the upgrade probe,
+#: WebSocket messages (messages, control packets, a failing handler), listeners; then the steps
+#: that end a session (malformed packets, close packets, closes from either side, backpressure)
+ENGINE_STEPS = [
+    ("get",),
+    ("post", b"4hello"),
+    ("send", "hi", True),
+    ("send", b"\x01\x02", True),
+    ("send", "plain", False),
+    ("soon",),
+    ("listen",),
+    ("post", b"4a\x1e4b\x1e3\x1e6"),
+    ("get",),
+    ("probe",),
+    ("probe_text", "2probe"),
+    ("probe_text", "5"),
+    ("ws", "4hi"),
+    ("ws", "4boom"),
+    ("ws", "4"),
+    ("ws", "6"),
+    ("ws_binary", b"\x05"),
+    ("timers",),
+    ("ws", "3"),
+    ("timers",),
+    # the session ends
+    ("paused",),
+    ("ws", "2"),
+    ("ws", ""),
+    ("ws", "x"),
+    ("ws", "1"),
+    ("ws_close", 1009),
+    ("post", b"1"),
+    ("post", b"x"),
+    ("probe_text", "x"),
+    ("close",),
+    ("abort",),
+]
+ENDS = ENGINE_STEPS.index(("paused",))
+
+
+def _run_session(modules: tuple, transport: str, steps: list) -> list:
+    session_mod, transports_mod = modules
+    log: list = []
+    server = EngineServerStub(log)
+    loop = FakeLoop(log)
+    session = session_mod.EngineSession(server, "sid1", EngineRequest(log), loop)
+
+    def on_message(data: Any) -> None:
+        log.append(("message", data))
+        if data == "boom":
+            raise RuntimeError("boom")
+
+    session.on_message = on_message
+    session.on_close = lambda reason: log.append(("on_close", reason))
+    session.open(transport, '0{"sid":"sid1"}')
+    assert type(session.transport).__module__ == transports_mod.__name__
+    for step in steps:
+        kind, *args = step
+        try:
+            if kind == "get":
+                session.handle_poll(EngineRequest(log))
+            elif kind == "post":
+                session.handle_post(EngineRequest(log, args[0]))
+            elif kind == "send":
+                session.send(args[0], args[1])
+            elif kind == "soon":
+                loop.run_soon()
+            elif kind == "timers":
+                server.timers.fire()
+                loop.run_later()
+            elif kind == "probe":
+                log.append(("probe", session.start_upgrade(EngineRequest(log))))
+            elif kind == "probe_text":
+                if session._probe is not None:
+                    session._probe.on_text(args[0])
+            elif kind in ("ws", "ws_binary", "ws_close") and session._ws is not None:
+                listener = server.conns[-1].listener
+                if kind == "ws":
+                    listener.on_text(args[0])
+                elif kind == "ws_binary":
+                    listener.on_binary(args[0])
+                else:
+                    listener.on_close(args[0], "")
+            elif kind == "paused" and session._ws is not None:
+                server.conns[-1].writing_paused = True
+                server.conns[-1].buffered = 1000
+            elif kind == "listen":
+                session.on("packet", lambda packet: log.append(("packet", tuple(packet))))
+                session.on("upgrade", lambda t: log.append(("upgrade", type(t).__name__)))
+                session.on("close", lambda reason: log.append(("close_event", reason)))
+            elif kind == "close":
+                session.close()
+            elif kind == "abort":
+                session.abort("test")
+        except Exception as exc:  # noqa: BLE001 - compared
+            log.append(("raised", type(exc).__name__))
+        log.append(
+            (
+                session.closed,
+                session.upgraded,
+                session.transport_name,
+                session.upgrading,
+                session.writable,
+                session.write_buffer_size(),
+            )
+        )
+    return log
+
+
+def _session_twins(compiled_engine: tuple, transport: str, script: list) -> None:
+    from fastsio.engine import session as pure_session
+    from fastsio.engine import transports as pure_transports
+
+    steps = [ENGINE_STEPS[i] for i in script]
+    pure = _run_session((pure_session, pure_transports), transport, steps)
+    assert _run_session(compiled_engine, transport, steps) == pure
+
+
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+@pytest.mark.parametrize("end", range(ENDS, len(ENGINE_STEPS)))
+def test_session_twins_every_step(compiled_engine, transport, end) -> None:
+    """The steps in order (polling, the upgrade, the WebSocket), then sends and one way to end."""
+    _session_twins(compiled_engine, transport, [*range(ENDS), 2, 3, 4, end, 2, 12])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["polling", "websocket"]), st.lists(st.integers(0, len(ENGINE_STEPS) - 1)))
+def test_session_twins(compiled_engine, transport, script) -> None:
+    """Random scripts of the steps above: the same calls, answers and state on both."""
+    _session_twins(compiled_engine, transport, script)
+
+
+def test_session_twins_interface(compiled_engine) -> None:
+    """The same methods and attributes; the classes in use and their Python subclasses (v3, the
+    packet-logging sessions) built on the compiled ones when the speedups are."""
+    from fastsio import engine
+    from fastsio.engine import packetlog, session3
+    from fastsio.engine import session as pure_session
+    from fastsio.engine import transports as pure_transports
+
+    session_mod, transports_mod = compiled_engine
+    for pure_cls, compiled_cls in (
+        (pure_session.EngineSession, session_mod.EngineSession),
+        (pure_transports.WebSocketTransport, transports_mod.WebSocketTransport),
+        (pure_transports.PollingTransport, transports_mod.PollingTransport),
+        (pure_transports.UpgradeProbe, transports_mod.UpgradeProbe),
+    ):
+        names = set(dir(pure_cls)) - {"__annotations__", "__dict__", "__module__", "__weakref__"}
+        assert names <= set(dir(compiled_cls)), pure_cls
+    assert session_mod.EngineSession.__weakrefoffset__
+    # the compiled session makes the compiled transports
+    assert session_mod.EngineSession.websocket_class is transports_mod.WebSocketTransport
+    in_use = compiled_engine if _impl.SPEEDUPS else (pure_session, pure_transports)
+    assert engine.EngineSession is _impl.engine_session.EngineSession is in_use[0].EngineSession
+    assert _impl.engine_transports is in_use[1]
+    assert issubclass(session3.EngineSession3, in_use[0].EngineSession)
+    assert issubclass(session3.WebSocketTransport3, in_use[1].WebSocketTransport)
+    assert issubclass(session3.PollingTransport3, in_use[1].PollingTransport)
+    assert issubclass(packetlog.PacketLoggingSession, in_use[0].EngineSession)
+
+
+def test_compiled_websocket_transport_takes_exact_str(compiled_engine) -> None:
+    """The one typed argument (transports.pxd): on_text takes the exact str a connection decodes;
+    anything else is a TypeError (the pure class would slice it)."""
+    session_mod, _ = compiled_engine
+    log: list = []
+    session = session_mod.EngineSession(EngineServerStub(log), "s", EngineRequest(log), None)
+    session.on_message = lambda data: log.append(data)
+    session.open("websocket", "0")
+    session.transport.on_text("4ok")
+    assert log[-1] == "ok"
+    for odd in (Text("4x"), b"4x", None):
+        with pytest.raises(TypeError):
+            session.transport.on_text(odd)

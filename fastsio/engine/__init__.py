@@ -7,8 +7,10 @@ Usable on its own, as Node's ``engine.io`` package is::
     await engine.serve("127.0.0.1", 3000)
 """
 
-from .server import EngineServer
-from .session import EngineSession
+from .server import (
+    EngineServer,
+    EngineSession,  # compiled or pure (picked by fastsio._impl)
+)
 from .session3 import EngineSession3
 
 __all__ = ["EngineServer", "EngineSession", "EngineSession3"]

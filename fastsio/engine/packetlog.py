@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .session import EngineSession
+from .. import _impl
 from .session3 import EngineSession3
 
 __all__ = ["PacketLoggingSession", "PacketLoggingSession3", "describe_packet"]
 
 logger = logging.getLogger("fastsio.engine")
+
+EngineSession = _impl.engine_session.EngineSession  # compiled or pure (picked by fastsio._impl)
 
 #: characters of a text packet, bytes of a binary one, shown in a log line
 TRUNCATE_AT = 200

@@ -20,15 +20,16 @@ from typing import Any
 
 import orjson
 
+from .. import _impl
 from ..http.compression import accept_websocket as accept_compressed_websocket
 from ..http.compression import http_compression_options
 from ..http.cors import cors_headers, origin_allowed, preflight_headers
 from ..protocol.deflate import deflate_options
 from .constants import (
     APPLICATION_JSON,
-    CONTENT_TYPE_HEADERS,
     BAD_HANDSHAKE_METHOD,
     BAD_REQUEST,
+    CONTENT_TYPE_HEADERS,
     ERROR_MESSAGES,
     FORBIDDEN,
     OPEN_PACKET,
@@ -38,11 +39,14 @@ from .constants import (
 )
 from .hooks import CUSTOM_ID, ENGINE_EVENTS, EngineError, SidCookie, add_headers, sid_cookie
 from .ids import id_source, owner_of, owner_prefix
-from .session import MAX_BUFFERED_BYTES, EngineSession
+from .session import MAX_BUFFERED_BYTES
 from .session3 import EngineSession3
 from .timers import TimerQueues
 
 logger = logging.getLogger("fastsio.engine")
+
+#: the Engine.IO v4 session class in use: compiled or pure (picked by fastsio._impl)
+EngineSession = _impl.engine_session.EngineSession
 
 KNOWN_TRANSPORTS = ("polling", "websocket")
 _REFUSED_ORIGINS_KEPT = 1000  # origins warned about once each (then debug): a bounded set

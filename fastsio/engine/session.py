@@ -19,12 +19,16 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .constants import MESSAGE_PREFIX, NOOP, PING_PACKET, PONG
+from fastsio.engine.constants import MESSAGE_PREFIX, NOOP, PING_PACKET, PONG
+
+# Relative on purpose: compiled, this module is fastsio._speedups.engine.session, and its
+# transports are the compiled ones beside it (fastsio/_speedups/README.md); the other imports are
+# absolute for the same reason.
 from .transports import PollingTransport, UpgradeProbe, WebSocketTransport
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..http.request import Request
-    from .server import EngineServer
+    from fastsio.engine.server import EngineServer
+    from fastsio.http.request import Request
 
 logger = logging.getLogger("fastsio.engine")
 

@@ -31,8 +31,6 @@ from .constants import (
     PONG_PACKET,
     TEXT_PLAIN,
 )
-from .session import EngineSession, _ping_timed_out
-from .transports import PollingTransport, WebSocketTransport
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..http.request import Request
@@ -40,6 +38,11 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("fastsio.engine")
 
 engineio3 = _impl.engineio3  # the v3 codec, compiled or pure (picked by fastsio._impl)
+# the v4 classes, compiled or pure (picked by fastsio._impl): the v3 ones subclass those in use
+EngineSession = _impl.engine_session.EngineSession
+_ping_timed_out = _impl.engine_session._ping_timed_out
+PollingTransport = _impl.engine_transports.PollingTransport
+WebSocketTransport = _impl.engine_transports.WebSocketTransport
 
 _BINARY_PREFIX = b"\x04"  # the message type as the first byte of a binary frame
 _BASE64_PREFIX = "b"  # a base64 binary packet: "b4<base64>"

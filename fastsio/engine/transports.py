@@ -22,9 +22,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .. import _impl
-from ..protocol.errors import ProtocolError
-from .constants import (
+from fastsio import _impl
+from fastsio.engine.constants import (
     BAD_REQUEST,
     CLOSE,
     CLOSE_PACKET,
@@ -39,10 +38,11 @@ from .constants import (
     TEXT_PLAIN,
     UPGRADE_PACKET,
 )
+from fastsio.protocol.errors import ProtocolError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..http.request import Request
-    from .session import EngineSession
+    from fastsio.engine.session import EngineSession
+    from fastsio.http.request import Request
 
 logger = logging.getLogger("fastsio.engine")
 
