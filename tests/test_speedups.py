@@ -753,7 +753,8 @@ _WORD_EDGES = [0, 1, 0x1F, 0x20, 0x21, 0x22, 0x23, 0x5B, 0x5C, 0x5D, 0x7E, 0x7F]
 def test_json_strings_checked_a_word_at_a_time(json_c) -> None:
     """Strings are checked 8 bytes at a time: every byte near a special one, at every position
     of strings of 0-24 characters (whole words, tails, several words), raw and escaped, in the
-    first and a later element: the same as orjson."""
+    first and a later element, with the text ending in or just after the string: the same as
+    orjson."""
     for length in range(25):
         for position in range(length):
             for byte in _WORD_EDGES:
@@ -768,7 +769,8 @@ def test_json_strings_checked_a_word_at_a_time(json_c) -> None:
                         assert byte in (0x22, 0x5C) or byte < 0x20, data
                     encoded = json.dumps(data)
                     raw = '["x","' + string + '",1]'  # unescaped: orjson refuses some
-                    for source in (encoded, raw):
+                    cut = '["x","' + string  # the text ends inside the string
+                    for source in (encoded, raw, cut, cut + '"', cut + '"]'):
                         expected = _loads_outcome(orjson.loads, source)
                         assert _loads_outcome(json_c.loads, source) == expected, source
     long = "b" * 500

@@ -51,23 +51,76 @@ cdef inline bint _is_ws(unsigned char c) noexcept nogil:
 
 
 # Strings are checked 8 bytes at a time (the payload of an event is mostly string characters):
-# one 64-bit word holds a byte that ends or spoils a plain JSON string -- a control character,
-# '"' or '\\' -- exactly when _has_special says so. Exact for ASCII bytes (all under 0x80, which
-# both callers have checked): a byte under 0x20 wraps below zero when 0x20 is taken from it (its
-# high bit then set), a '"' or '\\' becomes zero when XORed with itself and wraps when 1 is
-# taken; other bytes stay under 0x80, and a borrow into the next byte only follows a byte that
-# wrapped.
+# _special_mask flags the bytes of a 64-bit word that end or spoil a plain JSON string -- a
+# control character, '"' or '\\' -- exactly up to the first one. Exact for ASCII bytes (all under
+# 0x80, which both callers have checked): a byte under 0x20 wraps below zero when 0x20 is taken
+# from it (its high bit then set), a '"' or '\\' becomes zero when XORed with itself and wraps when
+# 1 is taken; other bytes stay under 0x80, and a borrow into the next byte only follows a byte that
+# wrapped. So a word has flags exactly when it holds such a byte, and on a little-endian machine
+# (where borrows run towards later bytes) the first flagged byte is the first such byte.
 cdef enum:
     WORD = 8
 
 
-cdef inline bint _has_special(const unsigned char* at) noexcept nogil:
-    cdef unsigned long long w
-    memcpy(&w, at, WORD)
+cdef extern from *:
+    """
+    #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    #define FASTSIO_LITTLE_ENDIAN 1
+    #define fastsio_ctz64(x) __builtin_ctzll(x)
+    #else
+    #define FASTSIO_LITTLE_ENDIAN 0
+    #define fastsio_ctz64(x) 0
+    #endif
+    """
+    # little-endian with a count-trailing-zeros: a word's first byte is its lowest
+    bint LITTLE_ENDIAN "FASTSIO_LITTLE_ENDIAN"
+    int ctz64 "fastsio_ctz64"(unsigned long long) nogil
+
+
+cdef inline unsigned long long _special_mask(unsigned long long w) noexcept nogil:
     return (((w - 0x2020202020202020ULL)                     # a byte under 0x20
              | ((w ^ 0x2222222222222222ULL) - 0x0101010101010101ULL)   # '"'
              | ((w ^ 0x5C5C5C5C5C5C5C5CULL) - 0x0101010101010101ULL))  # '\\'
-            & 0x8080808080808080ULL) != 0
+            & 0x8080808080808080ULL)
+
+
+cdef inline unsigned long long _load(const unsigned char* at) noexcept nogil:
+    cdef unsigned long long w
+    memcpy(&w, at, WORD)
+    return w
+
+
+cdef inline unsigned long long _padded(const unsigned char* at, Py_ssize_t n) noexcept nogil:
+    """The n (< 8) bytes at ``at`` as a word, padded with 'A's (not special): the last bytes of a
+    string are checked in one word too, without reading past them."""
+    cdef unsigned long long w = 0x4141414141414141ULL
+    memcpy(&w, at, n)
+    return w
+
+
+cdef inline Py_ssize_t _first_special(const unsigned char* at, unsigned long long mask) noexcept nogil:
+    """Where the first special byte of the word at ``at`` is (``mask``, its flags, not 0)."""
+    cdef Py_ssize_t k = 0
+    if LITTLE_ENDIAN:  # the lowest flagged byte is the first special one
+        return ctz64(mask) >> 3
+    while not (at[k] == c'"' or at[k] == c'\\' or at[k] < 0x20):
+        k += 1
+    return k
+
+
+cdef inline Py_ssize_t _special_at(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """The index of the first control character, '"' or '\\' in p[i:n]; n if there is none."""
+    cdef unsigned long long mask
+    while i + WORD <= n:
+        mask = _special_mask(_load(p + i))
+        if mask:
+            return i + _first_special(p + i, mask)
+        i += WORD
+    if i < n:
+        mask = _special_mask(_padded(p + i, n - i))
+        if mask:
+            return i + _first_special(p + i, mask)
+    return n
 
 
 # -- decoding ----------------------------------------------------------------------------------
@@ -161,17 +214,8 @@ cdef object _flat_array(str text, Py_ssize_t i):
             c = p[i]
             if c == c'"':
                 start = i + 1
-                i = start
-                # 8 bytes at a time to the word that holds the closing quote (or an escape, a
-                # control character), then byte by byte to it
-                while i + WORD <= n and not _has_special(p + i):
-                    i += WORD
-                while i < n:
-                    c = p[i]
-                    if c == c'"' or c == c'\\' or c < 0x20:
-                        break
-                    i += 1
-                if i >= n or c != c'"':
+                i = _special_at(p, start, n)  # the closing quote, unless escapes or the like
+                if i >= n or p[i] != c'"':
                     return None  # unterminated; escapes and control characters: orjson's to judge
                 token.kind = TOKEN_STR
                 token.start = start
@@ -316,7 +360,6 @@ cdef inline Py_ssize_t _put_str(char* buf, Py_ssize_t pos, str text) noexcept:
     """A JSON string for an ASCII str that needs no escaping; -1 otherwise (or out of room)."""
     cdef Py_ssize_t n, k
     cdef const unsigned char* data
-    cdef unsigned char ch
     if pos < 0 or not PyUnicode_IS_ASCII(text):
         return -1
     n = len(text)
@@ -324,13 +367,12 @@ cdef inline Py_ssize_t _put_str(char* buf, Py_ssize_t pos, str text) noexcept:
         return -1
     data = <const unsigned char*>PyUnicode_DATA(text)
     k = 0
-    while k + WORD <= n and not _has_special(data + k):
-        k += WORD
-    while k < n:
-        ch = data[k]
-        if ch < 0x20 or ch == 0x22 or ch == 0x5C:  # control characters, '"' and '\': escaped
+    while k + WORD <= n:  # control characters, '"' and '\\' are escaped: orjson's
+        if _special_mask(_load(data + k)):
             return -1
-        k += 1
+        k += WORD
+    if k < n and _special_mask(_padded(data + k, n - k)):
+        return -1
     buf[pos] = b'"'
     pos += 1
     memcpy(buf + pos, data, n)
