@@ -39,7 +39,7 @@ cpdef object check_ack_id(object packet_type, object ack_id)
 @cython.locals(buffers=list, binary=bint, out=list)
 cdef list _encode_slow(object packet_type, object nsp, object data, object ack_id)
 
-@cython.locals(payload=bytes, text=object)
+@cython.locals(payload=bytes, text=object, kind=Py_ssize_t)
 cpdef list encode_packet(packet_type, nsp=*, data=*, ack_id=*)
 
 cdef object _invalid(Py_ssize_t packet_type, str what)

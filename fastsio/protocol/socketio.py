@@ -240,6 +240,20 @@ def encode_packet(
     ``ack_id`` is None or an int in [0, 2**53 - 1] (ProtocolError outside, TypeError if not an
     int). ``data`` must be serializable by orjson once bytes are taken out (TypeError otherwise).
     """
+    # The common case first: a packet without attachments (packet types 0-4, an exact int) for
+    # the default namespace, without an ack id, written whole by json_c (the compiled build).
+    if (
+        _json is not None
+        and type(packet_type) is int
+        and 0 <= packet_type < 5
+        and ack_id is None
+        and data is not None
+        and (nsp == "/" or not nsp)
+    ):
+        kind = packet_type  # compiled: a C int, which indexes the tuple directly
+        text = _json.dumps_prefixed(_TYPE_STR[kind], data)
+        if text is not None:
+            return [text]
     if packet_type < 0 or packet_type > 6:
         raise ProtocolError(f"unknown Socket.IO packet type {packet_type!r}")
     if data is None:
@@ -248,15 +262,6 @@ def encode_packet(
         return [_header(packet_type, nsp, ack_id, -1)]
     if packet_type == _BINARY_EVENT or packet_type == _BINARY_ACK:
         return _encode_slow(packet_type, nsp, data, ack_id)
-    if (
-        _json is not None
-        and ack_id is None
-        and type(packet_type) is int
-        and (nsp == "/" or not nsp)
-    ):
-        text = _json.dumps_prefixed(_TYPE_STR[packet_type], data)
-        if text is not None:
-            return [text]
     try:
         payload = _dumps(data)
     except TypeError:
