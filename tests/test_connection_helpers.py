@@ -9,12 +9,21 @@ import os
 import re
 from urllib.parse import parse_qsl
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fastsio.engine import ids
+from fastsio.http import protocol
 from fastsio.http.protocol import _valid_websocket_key, has_token
-from fastsio.http.request import parse_query
+
+try:
+    from fastsio._speedups import httpproto_c  # type: ignore[attr-defined]
+except ImportError:  # not built
+    httpproto_c = None
+
+# the pure parser and the compiled one (fastsio/http/protocol.py compiled), when built
+PARSE_QUERY = [protocol.parse_query] + ([httpproto_c.parse_query] if httpproto_c else [])
 
 ID_FORMAT = re.compile(r"[A-Za-z0-9_-]{20}")
 
@@ -53,10 +62,15 @@ QUERY_CHARS = st.sampled_from(list("aZ09=&%+-_.~/?:@!$'()*,; é") + ["%20", "%zz
 
 @given(st.lists(QUERY_CHARS, max_size=40).map("".join))
 def test_parse_query_is_parse_qsl(query_string):
-    assert parse_query(query_string) == dict(parse_qsl(query_string, keep_blank_values=True))
+    expected = dict(parse_qsl(query_string, keep_blank_values=True))
+    for parse_query in PARSE_QUERY:
+        assert parse_query(query_string) == expected
+        # the same order too: Engine.IO's handshake hands the query on as it came
+        assert list(parse_query(query_string)) == list(expected)
 
 
-def test_parse_query_engineio_query():
+@pytest.mark.parametrize("parse_query", PARSE_QUERY)
+def test_parse_query_engineio_query(parse_query):
     assert parse_query("EIO=4&transport=websocket&sid=abc-_12&t=P1&j") == {
         "EIO": "4",
         "transport": "websocket",

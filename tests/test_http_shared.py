@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fastsio.http import shared
-from fastsio.http.request import Request, parse_query
+from fastsio.http.protocol import parse_query
+from fastsio.http.request import Request
 
 
 @pytest.fixture

@@ -10,6 +10,12 @@
 import cython
 
 cdef Py_ssize_t _JOIN_LIMIT
+cdef dict _HEADER_NAMES, _HEADER_VALUES
+cdef frozenset SHARED_VALUE_HEADERS
+
+# Request.query's parser (called through _impl.http_protocol)
+@cython.locals(query=dict)
+cpdef dict parse_query(query_string)
 
 
 cdef class HttpProtocol:
@@ -27,6 +33,9 @@ cdef class HttpProtocol:
 
     @cython.locals(start=Py_ssize_t)
     cdef str _http_version(self, bytes method, bytes url)
+    # httptools passes bytes
+    @cython.locals(headers=dict)
+    cpdef on_header(self, bytes name, bytes value)
     cdef _check_websocket(self, request)
     cdef _stop_parsing(self)
     cdef _fail(self, int status)

@@ -22,7 +22,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 import httptools
 
@@ -82,6 +82,22 @@ def has_token(value: str, token: str) -> bool:
     return any(part.strip() == token for part in value.split(","))
 
 
+def parse_query(query_string: str) -> dict[str, str]:
+    """The query string as a dict (a repeated key keeps its last value, blank values are kept),
+    as ``dict(parse_qsl(query_string, keep_blank_values=True))``. Engine.IO queries
+    (``EIO=4&transport=websocket&sid=...``) have nothing to unquote: they skip parse_qsl, which
+    unquotes every name and value in Python. (Here, not in request.py, to be compiled with the
+    connection: ``Request.query`` calls the one ``_impl.http_protocol`` has.)"""
+    if "%" in query_string or "+" in query_string:
+        return dict(parse_qsl(query_string, keep_blank_values=True))
+    query = {}
+    for item in query_string.split("&"):
+        if item:
+            name, _, value = item.partition("=")
+            query[name] = value
+    return query
+
+
 # RFC 6455 4.2.1: the key is the base64 of 16 random bytes: 22 characters and "==" padding (what
 # base64.b64decode(key, validate=True) accepts as 16 bytes, matched without decoding).
 _WEBSOCKET_KEY = re.compile(r"[A-Za-z0-9+/]{22}==")
@@ -90,6 +106,10 @@ _WEBSOCKET_KEY = re.compile(r"[A-Za-z0-9+/]{22}==")
 def _valid_websocket_key(key: str) -> bool:
     return _WEBSOCKET_KEY.fullmatch(key) is not None
 
+
+# The shared tables (http/shared.py) whose usual hit on_header looks up itself
+_HEADER_NAMES = shared._header_names
+_HEADER_VALUES = shared._header_values
 
 # Headers a request is replayed without (see HttpProtocol.hand_over): the body is replayed whole,
 # with a Content-Length of its own (it may have come chunked), and a 100 Continue was sent already.
@@ -272,11 +292,11 @@ class HttpProtocol:
             raise ValueError("request head too large")
         # The shared tables' usual hit is looked up here: compiled, a call to header_name or
         # header_value costs more than the look-up itself.
-        key = shared._header_names.get(name)
+        key = _HEADER_NAMES.get(name)
         if key is None:
             key = header_name(name)
         if key in SHARED_VALUE_HEADERS:
-            text = shared._header_values.get(value) or header_value(key, value)
+            text = _HEADER_VALUES.get(value) or header_value(key, value)
         else:
             text = value.decode("latin-1")
         headers = self._headers

@@ -6,8 +6,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
+from .. import _impl
 from . import shared
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,21 +33,6 @@ class PreparedHeaders(tuple):
             raise ValueError("PreparedHeaders take no Content-Length")
         self.lines = "".join(f"{name}: {value}\r\n" for name, value in self)
         return self
-
-
-def parse_query(query_string: str) -> dict[str, str]:
-    """The query string as a dict (a repeated key keeps its last value, blank values are kept),
-    as ``dict(parse_qsl(query_string, keep_blank_values=True))``. Engine.IO queries
-    (``EIO=4&transport=websocket&sid=...``) have nothing to unquote: they skip parse_qsl, which
-    unquotes every name and value in Python."""
-    if "%" in query_string or "+" in query_string:
-        return dict(parse_qsl(query_string, keep_blank_values=True))
-    query = {}
-    for item in query_string.split("&"):
-        if item:
-            name, _, value = item.partition("=")
-            query[name] = value
-    return query
 
 
 class Request:
@@ -128,7 +113,8 @@ class Request:
         """The query string as a dict (a repeated key keeps its last value)."""
         query = self._query
         if query is None:
-            query = self._query = parse_query(self.query_string)
+            # parse_query lives with HttpProtocol, to be compiled with it (_impl picks the module)
+            query = self._query = _impl.http_protocol.parse_query(self.query_string)
         return query
 
     def share_strings(self) -> None:
