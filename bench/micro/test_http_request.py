@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from fastsio.http import HttpServer, Request
-from fastsio.http.protocol import HttpProtocol
+from fastsio.http.server import HttpProtocol  # the one the server uses (compiled when built)
 
 REQUEST = (
     b"GET /socket.io/?EIO=4&transport=polling&sid=AAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\n"
