@@ -49,6 +49,9 @@ _NONE = object()
 # after the "disconnecting" handlers and leaving the rooms).
 CONNECTING, CONNECTED, DISCONNECTING, DISCONNECTED = range(4)
 
+#: names shorter than this are not reserved (a length test before the set look-up)
+_MIN_RESERVED_LEN = min(map(len, RESERVED_EVENTS))
+
 
 def _http_date(now: float) -> str:
     # like JavaScript's `new Date().toString()`: "Tue Nov 25 2025 12:06:00 GMT+0000 (UTC)"
@@ -299,13 +302,15 @@ class Socket:
     def emit(self, event: str, *args: Any, ack: Callable | None = None) -> bool:
         """Send an event to this client; returns at once. ``ack(*args)`` is called with the
         client's acknowledgement, if it sends one."""
-        if type(event) is not str or event in RESERVED_EVENTS:
+        if type(event) is not str or (len(event) >= _MIN_RESERVED_LEN and event in RESERVED_EVENTS):
             check_event_name(event)  # raises
         if ack is None and self._state < DISCONNECTED and self._any_outgoing is None:
             # _emit's common case, inlined: one of the hottest paths (every reply)
             client = self.client
             if not client.closed:
-                parts = client.encode(_EVENT, self.nsp.name, [event, *args], None)
+                # one argument, the usual: a list of two made at once
+                data = [event, args[0]] if len(args) == 1 else [event, *args]
+                parts = client.encode(_EVENT, self.nsp.name, data, None)
                 session = client.session
                 session.send(parts[0])
                 if len(parts) > 1:
@@ -460,13 +465,14 @@ class Socket:
     def _on_event(self, packet: Any, hooks: bool = True) -> None:
         data = packet.data
         event = data[0]
-        if event in RESERVED_EVENTS:
+        # (names shorter than every reserved one, most, skip the set look-up: it would hash a
+        # freshly decoded name)
+        if (type(event) is not str or len(event) >= _MIN_RESERVED_LEN) and event in RESERVED_EVENTS:
             return  # "connection" (the others the decoder refuses): not the client's to send
-        args = data[1:]
         ack_id = packet.id
         if self._hooked and hooks:
             # catch-all listeners or packet middleware: they run first, then come back here
-            _IncomingEvent(self, event, args, ack_id).start()
+            _IncomingEvent(self, event, data[1:], ack_id).start()
             return
         handlers = self._handlers.get(event)
         if handlers:
@@ -474,10 +480,13 @@ class Socket:
                 # _eager.call, inlined: the usual sync handler that returns None to a client
                 # that wants no ack costs no completion object and no further call
                 try:
-                    result = handler(self, *args)
+                    if len(data) == 2:  # one argument, the usual: no argument list or tuple made
+                        result = handler(self, data[1])
+                    else:
+                        result = handler(self, *data[1:])
                 except Exception as exc:  # noqa: BLE001 - fitted or logged by _HandlerDone
                     _eager.call_failed(
-                        handler, (self, *args), exc, _HandlerDone(self, event, ack_id)
+                        handler, (self, *data[1:]), exc, _HandlerDone(self, event, ack_id)
                     )
                 else:
                     if result is not None or ack_id is not None:
@@ -486,7 +495,7 @@ class Socket:
         listeners = self._listeners.get(event) if self._listeners else None
         if listeners:
             for listener in self._take_listeners(event, listeners):
-                _eager.call(listener, tuple(args), _HandlerDone(self, event, ack_id, False))
+                _eager.call(listener, tuple(data[1:]), _HandlerDone(self, event, ack_id, False))
                 ack_id = None
 
     def _take_listeners(self, event: str, listeners: list) -> list:

@@ -1858,6 +1858,13 @@ DISPATCH_MESSAGES = [
     "0/nope,",
     '2/nope,["echo","x"]',
     '2["use","x"]',
+    # the argument count (one, none, two) and names as long as the reserved ones: "connection"
+    # is refused by Socket._on_event (the decoder takes it), the others dispatched
+    '2["tuple","x"]',
+    '2["few"]',
+    '2["echo"]',
+    '2["connection","x"]',
+    '2["connections","x"]',
     '2["drop"]',
     "9",
     '2["disconnect"]',
@@ -1916,6 +1923,16 @@ async def _run_dispatch(modules: tuple, script: list) -> list:
     @sio.on("use")
     def use(socket, item):
         log.append(("use", item))
+
+    @sio.on("connections")
+    def connections(socket, item):
+        log.append(("connections", item))
+        socket.emit("connections", item)
+        for name in ("connect", "connection", "connect_error", 7):
+            try:
+                socket.emit(name, item)  # reserved names and a non-str one are refused
+            except (TypeError, ValueError) as exc:
+                log.append(("emit", name, type(exc).__name__, str(exc)))
 
     @sio.on("connection")
     def connection(socket):
@@ -1985,6 +2002,14 @@ def test_dispatch_twins_every_message(compiled_dispatch) -> None:
     assert ("any", "drop", ()) in log  # catch-all listeners see what a middleware drops
     assert log[1:4] == [("data", {}, True), ("data", None), ("data", {"n": 1})]
     assert ("disconnect", "/", "parse error") in log  # "9": the session closed
+    assert ("connections", "x") in log
+    assert [entry[1] for entry in log if entry[0] == "emit"] == [
+        "connect",
+        "connection",
+        "connect_error",
+        7,
+    ]
+    assert log.count(("connected", "/")) == 1  # '2["connection","x"]' calls no handler
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -11,6 +11,7 @@ import cython
 from fastsio._speedups.client_c cimport Client
 
 cdef int CONNECTING, CONNECTED, DISCONNECTING, DISCONNECTED
+cdef Py_ssize_t _MIN_RESERVED_LEN
 
 
 cdef class Socket:
