@@ -24,7 +24,7 @@ code, for the tests, which compare them with orjson on random and edge-case inpu
 (tests/test_speedups.py).
 """
 
-from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.list cimport PyList_GET_ITEM, PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_New
 from libc.string cimport memcmp, memcpy
@@ -32,6 +32,7 @@ from libc.string cimport memcmp, memcpy
 import orjson
 
 cdef object _orjson_loads = orjson.loads
+cdef type NoneType = type(None)
 
 cdef enum:
     # Longest encoded packet built here; longer ones go to orjson, whose fixed costs then matter
@@ -308,9 +309,10 @@ cdef object _dumps_prefixed(str prefix, object data):
     cdef type t
     if type(data) is not list or not PyUnicode_IS_ASCII(prefix):
         return None
-    for item in <list>data:  # the types first: a list with an object in it declines at once
-        t = type(item)
-        if t is not str and t is not int and item is not None and t is not bool:
+    count = len(<list>data)
+    for k in range(count):  # the types first (borrowed): a list with an object declines at once
+        t = <type>PyList_GET_ITEM(data, k).ob_type
+        if t is not str and t is not int and t is not NoneType and t is not bool:
             return None
     pos = len(prefix)
     if pos > 16:
@@ -318,7 +320,6 @@ cdef object _dumps_prefixed(str prefix, object data):
     memcpy(buf, PyUnicode_DATA(prefix), pos)
     buf[pos] = b'['
     pos += 1
-    count = len(<list>data)
     for k in range(count):
         if k:
             buf[pos] = b','
