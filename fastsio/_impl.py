@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from ._speedups import fanout_py as _pure_fanout
@@ -187,46 +188,28 @@ def _load_websocket_classes(namespace: dict) -> None:
     )
 
 
-def _load_dispatch(namespace: dict) -> None:
+# Each group is picked as a whole (its compiled modules cimport each other): name -> (the
+# compiled module, its pure twin), relative to this package.
+_LAZY_MODULES = (
+    {"sockets": ("._speedups.socket_c", ".socket"), "clients": ("._speedups.client_c", ".client")},
+    {"http_protocol": ("._speedups.httpproto_c", ".http.protocol")},
+    {
+        "engine_session": ("._speedups.engine.session", ".engine.session"),
+        "engine_transports": ("._speedups.engine.transports", ".engine.transports"),
+    },
+)
+
+
+def _load_modules(namespace: dict, group: dict) -> None:
     if SPEEDUPS:
         try:
-            from ._speedups import client_c, socket_c  # type: ignore[attr-defined]
+            compiled = {name: import_module(c, __package__) for name, (c, _) in group.items()}
         except ImportError:
             pass
         else:
-            namespace.update(sockets=socket_c, clients=client_c)
+            namespace.update(compiled)
             return
-    from . import client, socket
-
-    namespace.update(sockets=socket, clients=client)
-
-
-def _load_http_protocol(namespace: dict) -> None:
-    if SPEEDUPS:
-        try:
-            from ._speedups import httpproto_c  # type: ignore[attr-defined]
-        except ImportError:
-            pass
-        else:
-            namespace.update(http_protocol=httpproto_c)
-            return
-    from .http import protocol
-
-    namespace.update(http_protocol=protocol)
-
-
-def _load_engine(namespace: dict) -> None:
-    if SPEEDUPS:
-        try:
-            from ._speedups.engine import session, transports  # type: ignore[attr-defined]
-        except ImportError:
-            pass
-        else:
-            namespace.update(engine_session=session, engine_transports=transports)
-            return
-    from .engine import session, transports  # type: ignore[no-redef]
-
-    namespace.update(engine_session=session, engine_transports=transports)
+    namespace.update({name: import_module(p, __package__) for name, (_, p) in group.items()})
 
 
 def __getattr__(name: str) -> Any:
@@ -234,12 +217,9 @@ def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     namespace = globals()
-    if name in ("sockets", "clients"):
-        _load_dispatch(namespace)
-    elif name == "http_protocol":
-        _load_http_protocol(namespace)
-    elif name in ("engine_session", "engine_transports"):
-        _load_engine(namespace)
+    group = next((group for group in _LAZY_MODULES if name in group), None)
+    if group is not None:
+        _load_modules(namespace, group)
     else:
         _load_websocket_classes(namespace)
     if all(lazy in namespace for lazy in _LAZY):
