@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import importlib
 import json
 import os
 import subprocess
@@ -50,36 +51,41 @@ try:
 except ImportError:  # not built
     fanout_c = None
 
-try:
-    from fastsio._speedups import wsconn_c  # type: ignore[attr-defined]
-except ImportError as exc:  # not built
-    wsconn_c = None
-    WSCONN_IMPORT_ERROR: BaseException | None = exc
-else:
-    WSCONN_IMPORT_ERROR = None
+
+def _import_built(*names: str) -> tuple:
+    """(the compiled modules ``fastsio._speedups.<name>``, None) or (None, the ImportError)."""
+    try:
+        return tuple(importlib.import_module(f"fastsio._speedups.{name}") for name in names), None
+    except ImportError as exc:  # not built
+        return None, exc
+
+
+def _built(modules: Any, what: str, error: BaseException | None) -> Any:
+    """``modules``; when they are not built, skip (fail under FASTSIO_REQUIRE_EXTENSIONS)."""
+    if modules is None:
+        msg = f"{what} not built: {error}"
+        if codec_impls.REQUIRE_EXTENSIONS:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return modules
+
+
+_WSCONN, WSCONN_IMPORT_ERROR = _import_built("wsconn_c")
+wsconn_c = _WSCONN and _WSCONN[0]
 
 
 @pytest.fixture(scope="session")
 def compiled() -> codec_impls.Codecs:
     """The compiled codecs (skip, or fail under FASTSIO_REQUIRE_EXTENSIONS, when not built)."""
-    if COMPILED is None or fanout_c is None:
-        msg = f"compiled speedups not built: {codec_impls.COMPILED_IMPORT_ERROR}"
-        if codec_impls.REQUIRE_EXTENSIONS:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return COMPILED
+    built = COMPILED if fanout_c is not None else None
+    return _built(built, "compiled speedups", codec_impls.COMPILED_IMPORT_ERROR)
 
 
 @pytest.fixture(scope="session")
 def compiled_wsconn(compiled) -> Any:
     """fastsio._speedups.wsconn_c (skip, or fail under FASTSIO_REQUIRE_EXTENSIONS, when not
     built)."""
-    if wsconn_c is None:
-        msg = f"wsconn_c not built: {WSCONN_IMPORT_ERROR}"
-        if codec_impls.REQUIRE_EXTENSIONS:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return wsconn_c
+    return _built(wsconn_c, "wsconn_c", WSCONN_IMPORT_ERROR)
 
 
 def _outcome(fn: Any, *args: Any) -> tuple:
@@ -1809,24 +1815,20 @@ def test_connection_twins_interface(compiled_wsconn) -> None:
 
 # -- the Socket.IO dispatch twins: fastsio/client.py + socket.py and client_c + socket_c ---------
 
-try:
-    from fastsio._speedups import client_c, socket_c  # type: ignore[attr-defined]
-except ImportError as exc:  # not built
-    client_c = socket_c = None
-    DISPATCH_IMPORT_ERROR: BaseException | None = exc
-else:
-    DISPATCH_IMPORT_ERROR = None
+
+def _interface(cls: type) -> set:
+    """The names a pure class offers that its compiled twin must offer too."""
+    return set(dir(cls)) - {"__annotations__", "__dict__", "__module__", "__weakref__"}
+
+
+_DISPATCH, DISPATCH_IMPORT_ERROR = _import_built("client_c", "socket_c")
+client_c, socket_c = _DISPATCH or (None, None)
 
 
 @pytest.fixture(scope="session")
 def compiled_dispatch(compiled) -> tuple:
     """(client_c, socket_c) (skip, or fail under FASTSIO_REQUIRE_EXTENSIONS, when not built)."""
-    if client_c is None:
-        msg = f"client_c / socket_c not built: {DISPATCH_IMPORT_ERROR}"
-        if codec_impls.REQUIRE_EXTENSIONS:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return client_c, socket_c
+    return _built(_DISPATCH, "client_c / socket_c", DISPATCH_IMPORT_ERROR)
 
 
 #: what the client of a dispatch script may send: events with and without acks (to handlers that
@@ -2035,7 +2037,7 @@ def test_dispatch_twins_interface(compiled_dispatch) -> None:
     ):
         # (__weakref__ is a C slot of the compiled classes: weak references work, see below)
         # (and Socket._data, behind the data property, is a private C attribute)
-        names = set(dir(pure_cls)) - {"__annotations__", "__dict__", "__module__", "__weakref__"}
+        names = _interface(pure_cls)
         names.discard("_data")
         assert names <= set(dir(compiled_cls)), pure_cls
     in_use = (sockets, clients) if _impl.SPEEDUPS else (pure_socket, pure_client)
@@ -2171,25 +2173,14 @@ def test_http_version_is_the_parsers(data: bytes) -> None:
 
 # -- the Engine.IO session twins: fastsio/engine/session.py + transports.py, compiled ----------
 
-try:
-    from fastsio._speedups.engine import session as session_c  # type: ignore[attr-defined]
-    from fastsio._speedups.engine import transports as transports_c  # type: ignore[attr-defined]
-except ImportError as exc:  # not built
-    session_c = transports_c = None
-    ENGINE_IMPORT_ERROR: BaseException | None = exc
-else:
-    ENGINE_IMPORT_ERROR = None
+_ENGINE, ENGINE_IMPORT_ERROR = _import_built("engine.session", "engine.transports")
+session_c, transports_c = _ENGINE or (None, None)
 
 
 @pytest.fixture(scope="session")
 def compiled_engine(compiled) -> tuple:
     """(session, transports) compiled (skip, or fail under FASTSIO_REQUIRE_EXTENSIONS)."""
-    if session_c is None:
-        msg = f"the compiled engine session is not built: {ENGINE_IMPORT_ERROR}"
-        if codec_impls.REQUIRE_EXTENSIONS:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return session_c, transports_c
+    return _built(_ENGINE, "the compiled engine session", ENGINE_IMPORT_ERROR)
 
 
 class EngineConn:
@@ -2427,7 +2418,7 @@ def test_session_twins_interface(compiled_engine) -> None:
         (pure_transports.PollingTransport, transports_mod.PollingTransport),
         (pure_transports.UpgradeProbe, transports_mod.UpgradeProbe),
     ):
-        names = set(dir(pure_cls)) - {"__annotations__", "__dict__", "__module__", "__weakref__"}
+        names = _interface(pure_cls)
         assert names <= set(dir(compiled_cls)), pure_cls
     assert session_mod.EngineSession.__weakrefoffset__
     # the compiled session makes the compiled transports
