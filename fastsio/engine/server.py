@@ -150,6 +150,9 @@ class EngineServer:
         self.on_connection = on_connection or _ignore_connection
         upgrades = ["websocket"] if allow_upgrades and "websocket" in transports else []
         self._upgrades_for_polling = upgrades
+        # (polling, protocol, ping_interval, ping_timeout, max_http_buffer_size) -> the open
+        # packet's JSON after the sid (_open_packet)
+        self._open_packet_ends: dict[tuple, str] = {}
         self._update_header_flag()
 
     # -- hooks (Node's io.engine events) ----------------------------------------------------------
@@ -472,23 +475,15 @@ class EngineServer:
             share()
         session = session_class(self, sid, request, loop)
         self.sessions[sid] = session
-        upgrades = self._upgrades_for_polling if transport == "polling" else []
-        fields = {
-            "sid": sid,
-            "upgrades": upgrades,
-            "pingInterval": round(self.ping_interval * 1000),
-            "pingTimeout": round(self.ping_timeout * 1000),
-        }
-        if protocol == 4:
-            fields["maxPayload"] = self.max_http_buffer_size  # v4 only (engine.io-protocol)
-        session.open(transport, OPEN_PACKET + orjson.dumps(fields).decode())
-        logger.info(
-            "connection opened: sid=%s address=%s transport=%s protocol=%d",
-            sid,
-            request.client[0],
-            transport,
-            protocol,
-        )
+        session.open(transport, self._open_packet(sid, transport, protocol))
+        if logger.isEnabledFor(logging.INFO):  # one call, not two, when it is not
+            logger.info(
+                "connection opened: sid=%s address=%s transport=%s protocol=%d",
+                sid,
+                request.client[0],
+                transport,
+                protocol,
+            )
         try:
             self.on_connection(session)
         except Exception:
@@ -497,6 +492,27 @@ class EngineServer:
             return
         if self._listeners["connection"]:
             self._emit("connection", session)
+
+    def _open_packet(self, sid: str, transport: str, protocol: int) -> str:
+        """The open packet: "0" and the JSON of the sid, the upgrades, the ping settings and
+        (v4 only, engine.io-protocol) maxPayload. What follows the sid is made once per setting:
+        a sid (ours, or generate_id's, checked against CUSTOM_ID) needs no JSON escaping."""
+        polling = transport == "polling"
+        key = (polling, protocol, self.ping_interval, self.ping_timeout, self.max_http_buffer_size)
+        after_sid = self._open_packet_ends.get(key)
+        if after_sid is None:
+            fields = {
+                "sid": "",
+                "upgrades": self._upgrades_for_polling if polling else [],
+                "pingInterval": round(self.ping_interval * 1000),
+                "pingTimeout": round(self.ping_timeout * 1000),
+            }
+            if protocol == 4:
+                fields["maxPayload"] = self.max_http_buffer_size
+            after_sid = orjson.dumps(fields).decode()[len('{"sid":"') :]
+            if len(self._open_packet_ends) < 16:  # settings changed at run time: a few
+                self._open_packet_ends[key] = after_sid
+        return OPEN_PACKET + '{"sid":"' + sid + after_sid
 
     # -- for sessions and transports ------------------------------------------------------------
 
