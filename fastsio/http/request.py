@@ -121,18 +121,23 @@ class Request:
         """Make ``query``'s names (and Engine.IO's values), ``path``, ``http_version``, ``url``
         and ``query_string`` shared strings (``shared.py``): for a request kept as long as a session (its handshake), not
         worth it for the others. (Header names and values are shared as they are parsed.)"""
+        # the table's usual hit looked up here: a call to shared.text costs more than the look-up
+        known = shared._texts.get
         text = shared.text
-        self._query = {
-            text(name): text(value) if name in shared.SHARED_VALUE_PARAMS else value
-            for name, value in self.query.items()
-        }
-        self.path = text(self.path)
-        self.http_version = text(self.http_version)
-        if "t" not in self._query:
+        params = shared.SHARED_VALUE_PARAMS
+        query = {}
+        for name, value in self.query.items():
+            if name in params:
+                value = known(value) or text(value)
+            query[known(name) or text(name)] = value
+        self._query = query
+        self.path = known(self.path) or text(self.path)
+        self.http_version = known(self.http_version) or text(self.http_version)
+        if "t" not in query:
             # the same target for every client of a kind (a polling handshake's "t", its
             # cache-buster, makes it unique: not worth a place in the table)
-            self.url = text(self.url)
-            self.query_string = text(self.query_string)
+            self.url = known(self.url) or text(self.url)
+            self.query_string = known(self.query_string) or text(self.query_string)
 
     def json(self) -> Any:
         """The body parsed as JSON (orjson); ValueError if it is not JSON."""
