@@ -15,6 +15,7 @@ from fastsio._speedups.websocket_c cimport FrameReader
 cdef int OPEN, CLOSING, CLOSED
 cdef int OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
 cdef Py_ssize_t _MAX_CLOSE_REASON
+cdef dict _USUAL_CLOSES
 
 cdef class WebSocketConnection
 

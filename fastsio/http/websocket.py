@@ -39,6 +39,13 @@ OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 1, 2, 8, 9, 10
 # RFC 6455 5.5: a control frame payload is at most 125 bytes, 2 of them the close code.
 _MAX_CLOSE_REASON = 123
 
+# The peer's usual close frames (1000 normal, 1001 going away; no reason): their payload ->
+# (code, our answer), what parse_close_payload and build_close_frame give, without the calls.
+_USUAL_CLOSES = {
+    b"\x03\xe8": (1000, b"\x88\x02\x03\xe8"),
+    b"\x03\xe9": (1001, b"\x88\x02\x03\xe9"),
+}
+
 #: Default for ``WebSocketConnection.close_timeout``: seconds to wait for the peer's close frame
 #: (or for our last bytes to leave) before the TCP connection is aborted.
 CLOSE_TIMEOUT = 1.0
@@ -375,6 +382,16 @@ class WebSocketConnection:
             self._fail(1011, "internal error")
 
     def _peer_closed(self, payload: bytes) -> None:
+        usual = _USUAL_CLOSES.get(payload) if type(payload) is bytes else None
+        if usual is not None:
+            code, answer = usual
+            if self._state == OPEN:
+                self._record_close(code, "")
+                self._write(answer)
+            self._flush()
+            self._state = CLOSED
+            self._close_transport()
+            return
         ws = _impl.websocket
         try:
             code, reason = ws.parse_close_payload(payload)
