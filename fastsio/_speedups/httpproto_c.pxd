@@ -28,8 +28,6 @@ cdef class HttpProtocol:
     # the request being received, the one being answered, the one whose body is streamed
     cdef public object _request, _current, _body_stream
     cdef public object _queue, _upgrade_tail, _head_start
-    # the WebSocketConnection after an upgrade (it gets what the transport reports)
-    cdef public object _websocket
     cdef public bint _in_head, _dispatching, _reading_paused, _closing, _parser_done
     cdef public int _error_status
 

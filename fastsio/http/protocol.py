@@ -152,7 +152,6 @@ class HttpProtocol:
         "_request",
         "_upgrade_tail",
         "_url",
-        "_websocket",
         "client",
         "idle_since",
         "loop",
@@ -196,9 +195,6 @@ class HttpProtocol:
         self._closing = False
         self._parser_done = False
         self._upgrade_tail: bytes | None = None
-        # the WebSocketConnection this connection was upgraded to (accept_websocket), which gets
-        # everything the transport reports from then on
-        self._websocket: Any = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -212,10 +208,6 @@ class HttpProtocol:
         self.secure = transport.get_extra_info("sslcontext") is not None
 
     def data_received(self, data: bytes) -> None:
-        websocket = self._websocket
-        if websocket is not None:
-            websocket.data_received(data)
-            return
         if self._closing:
             return
         if self._parser_done:
@@ -256,24 +248,16 @@ class HttpProtocol:
             self.transport.pause_reading()
 
     def pause_writing(self) -> None:
-        # else nothing: the answers are small, or written whole (a static file)
-        if self._websocket is not None:
-            self._websocket.pause_writing()
+        pass  # the answers are small, or written whole (a static file)
 
     def resume_writing(self) -> None:
-        if self._websocket is not None:
-            self._websocket.resume_writing()
+        pass
 
     def eof_received(self) -> bool | None:
-        if self._websocket is not None:
-            return self._websocket.eof_received()
         # The client half-closed: treat it as gone (a held long-poll will never be read).
         return None
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._websocket is not None:
-            self._websocket.connection_lost(exc)
-            return
         self._closing = True
         self.server._connections.discard(self)
         self._abandon()
@@ -667,10 +651,7 @@ class HttpProtocol:
         # Corked like any frame: the 101 and the first frames the handler sends at once (the
         # Engine.IO open packet) leave in one send() at the end of the tick, not two.
         conn._write(data)
-        # This object stays the transport's protocol and passes everything on to the
-        # connection: uvloop's set_protocol restarts reading, two epoll changes (system calls)
-        # per connection.
-        self._websocket = conn
+        transport.set_protocol(conn)
         if self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()

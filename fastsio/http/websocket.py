@@ -1,10 +1,8 @@
 """The WebSocket side of a connection, after the 101: frames in, listener callbacks out.
 
-The HTTP protocol hands the connection over in ``accept_websocket`` and stays the transport's
-protocol (uvloop's ``set_protocol`` restarts reading: two epoll changes per connection), passing
-``data_received`` and the transport's other calls on to this object. Framing is done by the
-sans-I/O codec in ``fastsio.protocol.websocket`` (or its compiled twin, picked by
-``fastsio._impl``).
+The HTTP protocol hands the transport over with ``transport.set_protocol(conn)``; from then on
+this object gets ``data_received``. Framing is done by the sans-I/O codec in
+``fastsio.protocol.websocket`` (or its compiled twin, picked by ``fastsio._impl``).
 
 This file is also compiled by Cython, unchanged, as ``fastsio._speedups.wsconn_c`` with the
 augmenting ``fastsio/_speedups/wsconn_c.pxd`` (both classes become ``cdef class``es with typed
@@ -301,7 +299,7 @@ class WebSocketConnection:
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # never called: the transport is given to __init__
+        # set_protocol() does not call it; the transport is given to __init__
         pass
 
     def data_received(self, data: bytes) -> None:
