@@ -427,7 +427,11 @@ def test_in_place_build_is_up_to_date(compiled) -> None:
     speedups, protocol = ROOT / "fastsio" / "_speedups", ROOT / "fastsio" / "protocol"
     sources = {
         compiled.engineio: [protocol / "engineio.py", speedups / "engineio_c.pxd"],
-        compiled.socketio: [protocol / "socketio.py", speedups / "socketio_c.pxd"],
+        compiled.socketio: [
+            protocol / "socketio.py",
+            speedups / "socketio_c.pxd",
+            speedups / "json_c.pxd",  # the Packet's fields it is compiled against
+        ],
         compiled.websocket: [speedups / "websocket_c.pyx", speedups / "websocket_c.pxd"],
         fanout_c: [speedups / "fanout_py.py", speedups / "fanout_c.pxd"],
     }
@@ -783,6 +787,80 @@ def test_json_strings_checked_a_word_at_a_time(json_c) -> None:
     assert json_c.dumps_prefixed("2", ["echo", long]) == '2["echo","' + long + '"]'
     assert json_c.loads('["echo","' + long + '"]') == ["echo", long]
     assert json_c.loads('["","a",""]') == ["", "a", ""]
+
+
+def test_json_event_names_cached(json_c) -> None:
+    """The first string of an array comes from a small cache of recent names: equal to orjson's
+    for names of every length (cached or not), names that share a slot (same length, first and
+    last characters), evictions, and strings further in the array (never cached)."""
+    names = ["", "a", "ab", "chat", "ch_t", "cHat", "cxat", "message", "x" * 32, "y" * 33]
+    names += [f"e{i:03d}" for i in range(200)]  # many names per slot: evictions
+    names += ["a" + "b" * k + "a" for k in range(40)]
+    for _ in range(2):
+        for name in names:
+            for text in (json.dumps([name]), json.dumps([name, name, 1])):
+                assert _loads_outcome(json_c.loads, text) == _loads_outcome(orjson.loads, text)
+    first = json_c.loads('["chat","alice"]')
+    again = json_c.loads('["chat","alice"]')
+    assert first == again == ["chat", "alice"]
+    assert first[0] is again[0] and first[1] is not again[1]  # the name only
+    assert json_c.loads('["chbt"]') == ["chbt"]  # the same slot: "chat" is evicted
+    assert json_c.loads('["chat"]') == ["chat"]
+
+
+#: events of each shape the compiled decode and encode read or write themselves, and of those
+#: they hand to orjson: text of each str width, escapes, numbers, nesting, ack ids, namespaces,
+#: attachments
+_TWIN_EVENTS = [
+    ["chat", "alice", "hello there"],
+    ["chat", "héllo", "x"],  # 1-byte non-ASCII
+    ["chat", "€ uro"],  # 2-byte
+    ["chat", "😀 emoji"],  # 4-byte
+    ["€", "a"],
+    ["chat", 'a"b', "c\\d", "\n\t", "\x00\x1f"],
+    ["chat", 0, -1, 2**63 - 1, -(2**63), 2**63, -(2**64), 10**30, 1.5, -0.0, 1e300],
+    ["chat", True, False, None, [], {}, [1, [2, [3]]], {"a": {"b": [None]}}],
+    ["e" * 40, "f" * 1500],
+    ["chat", b"\x00\x01", {"blob": b"abc"}],
+]
+
+
+@pytest.mark.parametrize("data", _TWIN_EVENTS, ids=range(len(_TWIN_EVENTS)))
+@pytest.mark.parametrize(
+    ("packet_type", "nsp", "ack"),
+    [(2, "/", None), (3, "/", 7), (2, "/chat", None), (2, "/", 2**53 - 1), (5, "/", None)],
+)
+def test_socketio_events_twins(compiled, data, packet_type, nsp, ack) -> None:
+    parts = same(
+        pure_socketio.encode_packet, compiled.socketio.encode_packet, packet_type, nsp, data, ack
+    )
+    if parts[0] == "ok":
+        text = parts[1][0]
+        same(pure_socketio.decode_packet, compiled.socketio.decode_packet, text, 1000)
+        for head in ("2", "3", "51-", "2/chat,", "212", "3" + str(2**53), "29" * 9, "5x-", "/"):
+            body = text[text.index("[") :] if "[" in text else ""
+            same(pure_socketio.decode_packet, compiled.socketio.decode_packet, head + body, 1000)
+
+
+def test_socketio_packets_reused(compiled) -> None:
+    """Decoded packets come from a free list (json_c.PacketFields): one reused after another was
+    freed starts clean, and packets held at once stay distinct."""
+    decode = compiled.socketio.decode_packet
+    held = [decode(f'2{i}["e{i}",{i}]') for i in range(100)]
+    del held[::2]
+    for _ in range(3):
+        assert (decode('3/x,5["a"]').id, decode('2["b"]').id) == (5, None)
+        assert decode('51-["c",{"_placeholder":true,"num":0}]').attachments == 1
+        packet = decode('2["d"]')
+        assert (packet.type, packet.nsp, packet.data, packet.id, packet.attachments) == (
+            2,
+            "/",
+            ["d"],
+            None,
+            0,
+        )
+    assert [(p.id, p.data) for p in held] == [(i, [f"e{i}", i]) for i in range(1, 100, 2)]
+    assert type(held[0]) is compiled.socketio.Packet
 
 
 def test_compiled_codec_uses_the_fast_paths(compiled, json_c, monkeypatch) -> None:

@@ -4,7 +4,7 @@
 # change what a wrong argument raises (e.g. encode_packet(7.5) is a ProtocolError in both).
 import cython
 
-from fastsio._speedups.json_c cimport FastJson
+from fastsio._speedups.json_c cimport FastJson, PacketFields
 
 cdef Py_ssize_t _MAX_ACK_DIGITS, _MAX_ATTACHMENT_DIGITS, _MAX_DEPTH, _MIN_RESERVED_LEN
 # the packet types as C constants (the public EVENT, ACK ... stay Python ints for other modules)
@@ -15,9 +15,10 @@ cdef object _OPT_NON_STR_KEYS, _dumps, _loads
 cdef FastJson _json
 
 
-@cython.freelist(32)
-cdef class Packet:
-    cdef public object type, nsp, data, id, attachments
+# the fields (type, nsp, data, id, attachments: public objects) are json_c's, whose class has the
+# free list that Cython would drop here
+cdef class Packet(PacketFields):
+    pass
 
 
 cdef class PacketDecoder:
@@ -44,7 +45,7 @@ cpdef list encode_packet(packet_type, nsp=*, data=*, ack_id=*)
 
 cdef object _invalid(Py_ssize_t packet_type, str what)
 
-@cython.locals(name=object)
+@cython.locals(items=list, name=str)
 cdef _check_payload(Py_ssize_t packet_type, object data, bint has_data, object ack_id)
 
 @cython.locals(n=Py_ssize_t, packet_type=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t,

@@ -284,11 +284,14 @@ def _check_payload(packet_type: int, data: Any, has_data: bool, ack_id: int | No
     if packet_type == _EVENT or packet_type == _BINARY_EVENT:
         if not has_data:
             raise _invalid(packet_type, "missing payload")
-        if type(data) is not list or not data:
+        if type(data) is not list:
             raise _invalid(packet_type, "payload must be a non-empty array")
-        name = data[0]
-        if type(name) is not str:
+        items = data  # compiled: a list local, so that the tests below are C operations
+        if not items:
+            raise _invalid(packet_type, "payload must be a non-empty array")
+        if type(items[0]) is not str:
             raise _invalid(packet_type, "event name must be a string")
+        name = items[0]  # compiled: a str local (checked above)
         if len(name) >= _MIN_RESERVED_LEN and name in _RESERVED:
             raise _invalid(packet_type, f"{name!r} is a reserved event name")
     elif packet_type == _ACK or packet_type == _BINARY_ACK:
