@@ -47,6 +47,9 @@ cdef enum:
 cdef extern from "Python.h":
     void* PyUnicode_DATA(object)
     bint PyUnicode_IS_ASCII(object)
+    # ASCII, its characters right after its header: what _tail needs (every str made by the
+    # interpreter since 3.3, but for the deprecated legacy API's)
+    bint PyUnicode_IS_COMPACT_ASCII(object)
     Py_ssize_t PyUnicode_GET_LENGTH(object)
 
 
@@ -100,12 +103,13 @@ cdef inline void _store(unsigned char* at, unsigned long long w) noexcept nogil:
 
 cdef inline unsigned long long _tail(const unsigned char* at, Py_ssize_t k, Py_ssize_t n) noexcept nogil:
     """The 1 to 7 bytes at[k:n] as a word padded with 'A's (not special): a string's last bytes are
-    checked in one word too, without reading past at[n - 1]."""
+    checked in one word too, without reading past at[n - 1]. ``at`` is a str's characters: they
+    follow its header (at least 40 bytes), so the word that ends at at[n - 1] can be read even
+    when n < 8."""
     cdef unsigned long long w = 0x4141414141414141ULL
     cdef Py_ssize_t r = n - k, j
-    if LITTLE_ENDIAN and n >= WORD:
-        # the word that ends at at[n - 1], the bytes before at[k] (its lowest) shifted out: no
-        # call to memcpy for a variable length
+    if LITTLE_ENDIAN:
+        # that word, its bytes before at[k] (its lowest) shifted out, 'A's shifted in above
         return (_load(at + n - WORD) >> (8 * (WORD - r))) | (w << (8 * r))
     for j in range(r):
         (<unsigned char*>&w)[j] = at[k + j]
@@ -202,7 +206,7 @@ def dumps_prefixed(str prefix, data):
     return _dumps_prefixed(prefix, data)
 
 
-cdef object _loads_at(object text, Py_ssize_t start):
+cdef inline object _loads_at(object text, Py_ssize_t start):
     cdef object result
     if type(text) is str and start >= 0:
         result = _flat_array(<str>text, start)
@@ -227,7 +231,7 @@ cdef object _flat_array(str text, Py_ssize_t i):
     cdef list out
     cdef object item
     cdef Token* token
-    if not PyUnicode_IS_ASCII(text):
+    if not PyUnicode_IS_COMPACT_ASCII(text):
         return None
     p = <const unsigned char*>PyUnicode_DATA(text)
     while i < n and _is_ws(p[i]):
@@ -371,7 +375,7 @@ cdef inline object _ascii_str(const unsigned char* chars, Py_ssize_t n):
 # -- encoding ----------------------------------------------------------------------------------
 
 
-cdef object _dumps_prefixed(str prefix, object data):
+cdef inline object _dumps_prefixed(str prefix, object data):
     # WORD bytes of slack: _put_str writes whole words, up to 7 bytes past what it keeps
     cdef unsigned char buf[OUT_MAX + WORD]
     cdef Py_ssize_t pos
@@ -434,7 +438,7 @@ cdef inline Py_ssize_t _put_str(unsigned char* buf, Py_ssize_t pos, str text) no
     cdef Py_ssize_t n, k
     cdef const unsigned char* data
     cdef unsigned long long w
-    if pos < 0 or not PyUnicode_IS_ASCII(text):
+    if pos < 0 or not PyUnicode_IS_COMPACT_ASCII(text):
         return -1
     n = len(text)
     if pos + n + 2 > OUT_MAX - 1:

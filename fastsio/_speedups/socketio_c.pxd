@@ -10,7 +10,7 @@ cdef Py_ssize_t _MAX_ACK_DIGITS, _MAX_ATTACHMENT_DIGITS, _MAX_DEPTH, _MIN_RESERV
 # the packet types as C constants (the public EVENT, ACK ... stay Python ints for other modules)
 cdef Py_ssize_t _CONNECT, _DISCONNECT, _EVENT, _ACK, _CONNECT_ERROR, _BINARY_EVENT, _BINARY_ACK
 cdef frozenset _RESERVED
-cdef tuple _TYPE_STR, _TYPE_NAMES
+cdef tuple _TYPE_STR, _TYPE_NAMES, _TYPE_INTS
 cdef object _OPT_NON_STR_KEYS, _dumps, _loads
 cdef FastJson _json
 
