@@ -870,9 +870,9 @@ def test_compiled_codec_uses_the_fast_paths(compiled, json_c, monkeypatch) -> No
     seen = []
 
     class Spy(json_c.FastJson):  # the codec calls its methods in C: a Python override still runs
-        def loads_at(self, text: str, start: int) -> Any:
+        def flat_array_at(self, text: str, start: int) -> Any:
             seen.append((text, start))
-            return super().loads_at(text, start)
+            return super().flat_array_at(text, start)
 
         def dumps_prefixed(self, prefix: str, data: Any) -> Any:
             seen.append(data)
@@ -884,9 +884,10 @@ def test_compiled_codec_uses_the_fast_paths(compiled, json_c, monkeypatch) -> No
         assert pure_socketio.encode_packet(2, "/", ["e", 1]) == ['2["e",1]']
         assert compiled.socketio.decode_packet('2["e",1]').data == ["e", 1]
         assert pure_socketio.decode_packet('2["e",1]').data == ["e", 1]
+        assert compiled.socketio.decode_packet('2["e",{}]').data == ["e", {}]  # orjson's
     finally:
         compiled.socketio._use_fast_json(json_c.FastJson())
-    assert seen == [["e", 1], ('2["e",1]', 1)]
+    assert seen == [["e", 1], ('2["e",1]', 1), ('2["e",{}]', 1)]
     with pytest.raises(TypeError):  # the compiled codec's hook is typed
         compiled.socketio._use_fast_json(json_c.dumps_prefixed)
 

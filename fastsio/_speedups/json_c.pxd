@@ -2,7 +2,7 @@
 # its Packet's fields.
 
 cdef class FastJson:
-    cpdef object loads_at(self, object text, Py_ssize_t start)
+    cpdef object flat_array_at(self, object text, Py_ssize_t start)
     cpdef object dumps_prefixed(self, str prefix, object data)
 
 

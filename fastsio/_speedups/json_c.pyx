@@ -19,7 +19,9 @@ Both functions give exactly what the orjson path gives, or decline:
 
 Used only by the compiled Socket.IO codec, through a ``FastJson`` (``fastsio._impl`` installs one
 into ``fastsio._speedups.socketio_c``, which cimports the class: json_c.pxd) so that a packet's JSON
-is a C call; the pure-Python codec always uses orjson. The module-level functions are the same
+is a C call; the pure-Python codec always uses orjson. The codec's decode calls
+``FastJson.flat_array_at``, ``loads_at`` without the fallback (None instead of orjson's result):
+its own call to orjson is then the only one in a ``try``. The module-level functions are the same
 code, for the tests, which compare them with orjson on random and edge-case input
 (tests/test_speedups.py).
 """
@@ -175,8 +177,11 @@ cdef struct Token:
 cdef class FastJson:
     """The compiled codec's JSON: these functions as C calls (the codec holds one, typed)."""
 
-    cpdef object loads_at(self, object text, Py_ssize_t start):
-        return _loads_at(text, start)
+    cpdef object flat_array_at(self, object text, Py_ssize_t start):
+        """``orjson.loads(text[start:])`` for a flat array read here, else None (orjson's)."""
+        if type(text) is str and start >= 0:
+            return _flat_array(<str>text, start)
+        return None
 
     cpdef object dumps_prefixed(self, str prefix, object data):
         return _dumps_prefixed(prefix, data)
@@ -380,36 +385,33 @@ cdef inline object _dumps_prefixed(str prefix, object data):
     cdef unsigned char buf[OUT_MAX + WORD]
     cdef Py_ssize_t pos
     cdef Py_ssize_t count, k
-    cdef object item, result
+    cdef PyObject* item  # borrowed: the list is not changed meanwhile
+    cdef object result
     cdef type t
     if type(data) is not list or not PyUnicode_IS_ASCII(prefix):
         return None
-    count = len(<list>data)
-    for k in range(count):  # the types first (borrowed): a list with an object declines at once
-        t = <type>PyList_GET_ITEM(data, k).ob_type
-        if t is not str and t is not int and t is not NoneType and t is not bool:
-            return None
     pos = len(prefix)
     if pos > 16:
         return None
     _copy(buf, <const unsigned char*>PyUnicode_DATA(prefix), pos)
     buf[pos] = b'['
     pos += 1
+    count = len(<list>data)
     for k in range(count):
         if k:
             buf[pos] = b','
             pos += 1
-        item = (<list>data)[k]
-        t = type(item)
+        item = PyList_GET_ITEM(data, k)
+        t = <type>item.ob_type
         if t is str:
             pos = _put_str(buf, pos, <str>item)
         elif t is int:
-            pos = _put_int(buf, pos, item)
-        elif item is None:
+            pos = _put_int(buf, pos, <object>item)
+        elif <object>item is None:
             pos = _put_raw(buf, pos, b"null", 4)
-        elif item is True:
+        elif <object>item is True:
             pos = _put_raw(buf, pos, b"true", 4)
-        elif item is False:
+        elif <object>item is False:
             pos = _put_raw(buf, pos, b"false", 5)
         else:
             return None

@@ -87,10 +87,10 @@ _json = None
 
 
 def _use_fast_json(json: Any) -> None:
-    """Called by fastsio._impl for the compiled codec only. ``json.loads_at(text, start)`` is
-    ``orjson.loads(text[start:])`` (falling back to orjson itself); ``json.dumps_prefixed(prefix,
-    data)`` is ``prefix + orjson.dumps(data).decode()`` or None when the orjson path must be
-    taken."""
+    """Called by fastsio._impl for the compiled codec only. ``json.flat_array_at(text, start)`` is
+    ``orjson.loads(text[start:])`` for a flat array it reads whole, or None when the orjson path
+    must be taken; ``json.dumps_prefixed(prefix, data)`` is ``prefix + orjson.dumps(data).decode()``
+    or None when the orjson path must be taken."""
     global _json
     _json = json
 
@@ -363,10 +363,13 @@ def decode_packet(text: str, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> 
             raise ProtocolError(f"ack id {ack_id} out of range in Socket.IO packet")
         i = j
     if i < n:
-        try:
-            data = _loads(text[i:]) if _json is None else _json.loads_at(text, i)
-        except ValueError as exc:  # orjson.JSONDecodeError
-            raise _invalid(packet_type, f"bad JSON payload ({exc})") from None
+        # compiled: json_c reads a flat array of plain values itself (None for anything else)
+        data = None if _json is None else _json.flat_array_at(text, i)
+        if data is None:
+            try:
+                data = _loads(text[i:])
+            except ValueError as exc:  # orjson.JSONDecodeError
+                raise _invalid(packet_type, f"bad JSON payload ({exc})") from None
         _check_payload(packet_type, data, True, ack_id)
     else:
         data = None
