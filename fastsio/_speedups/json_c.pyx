@@ -354,14 +354,21 @@ cdef PyObject* _names[NAME_SLOTS]
 cdef inline object _name(const unsigned char* chars, Py_ssize_t n):
     cdef Py_ssize_t slot
     cdef PyObject* cached
+    cdef const unsigned char* data
     cdef object result
     if n == 0 or n > NAME_MAX:
         return _ascii_str(chars, n)
     slot = (n * 7 + chars[0] * 3 + chars[n - 1]) & (NAME_SLOTS - 1)
     cached = _names[slot]
-    if (cached is not NULL and PyUnicode_GET_LENGTH(<object>cached) == n
-            and memcmp(PyUnicode_DATA(<object>cached), chars, n) == 0):
-        return <object>cached
+    if cached is not NULL and PyUnicode_GET_LENGTH(<object>cached) == n:
+        data = <const unsigned char*>PyUnicode_DATA(<object>cached)
+        # most names are shorter than a word: compared as one (both are str characters: _tail
+        # applies; it takes 1 to 7 bytes)
+        if n < WORD:
+            if _tail(data, 0, n) == _tail(chars, 0, n):
+                return <object>cached
+        elif memcmp(data, chars, n) == 0:
+            return <object>cached
     result = _ascii_str(chars, n)
     Py_INCREF(result)
     _names[slot] = <PyObject*>result
