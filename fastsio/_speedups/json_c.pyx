@@ -392,27 +392,34 @@ cdef inline object _dumps_prefixed(str prefix, object data):
     cdef unsigned char buf[OUT_MAX + WORD]
     cdef Py_ssize_t pos
     cdef Py_ssize_t count, k
-    cdef PyObject* item  # borrowed: the list is not changed meanwhile
+    # borrowed (the list cannot change meanwhile: no Python code runs), and types as pointers:
+    # no reference counting in these loops
+    cdef PyObject* item
+    cdef PyObject* t
     cdef object result
-    cdef type t
     if type(data) is not list or not PyUnicode_IS_ASCII(prefix):
         return None
+    count = len(<list>data)
+    for k in range(count):  # the types first: a list with an object declines before any writing
+        t = <PyObject*>PyList_GET_ITEM(data, k).ob_type
+        if (t is not <PyObject*>str and t is not <PyObject*>int and t is not <PyObject*>NoneType
+                and t is not <PyObject*>bool):
+            return None
     pos = len(prefix)
     if pos > 16:
         return None
     _copy(buf, <const unsigned char*>PyUnicode_DATA(prefix), pos)
     buf[pos] = b'['
     pos += 1
-    count = len(<list>data)
     for k in range(count):
         if k:
             buf[pos] = b','
             pos += 1
         item = PyList_GET_ITEM(data, k)
-        t = <type>item.ob_type
-        if t is str:
+        t = <PyObject*>item.ob_type
+        if t is <PyObject*>str:
             pos = _put_str(buf, pos, <str>item)
-        elif t is int:
+        elif t is <PyObject*>int:
             pos = _put_int(buf, pos, <object>item)
         elif <object>item is None:
             pos = _put_raw(buf, pos, b"null", 4)
