@@ -16,6 +16,7 @@ cdef int OPEN, CLOSING, CLOSED
 cdef int OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
 cdef Py_ssize_t _MAX_CLOSE_REASON
 cdef dict _USUAL_CLOSES
+cdef object _build_frame, _build_text_frame, _build_close_frame, _parse_close_payload
 
 cdef class WebSocketConnection
 
