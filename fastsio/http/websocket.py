@@ -391,26 +391,23 @@ class WebSocketConnection:
         usual = _USUAL_CLOSES.get(payload) if type(payload) is bytes else None
         if usual is not None:
             code, answer = usual
-            if self._state == OPEN:
-                self._record_close(code, "")
-                self._write(answer)
-            self._flush()
-            self._state = CLOSED
-            self._close_transport()
-            return
-        try:
-            code, reason = _parse_close_payload(payload)
-        except ProtocolError as exc:
-            self._fail(getattr(exc, "close_code", 1002), str(exc))
-            return
+            reason = ""
+        else:
+            try:
+                code, reason = _parse_close_payload(payload)
+            except ProtocolError as exc:
+                self._fail(getattr(exc, "close_code", 1002), str(exc))
+                return
+            answer = None
         if self._state == OPEN:
             # RFC 6455 5.5.1: answer with a close frame, echoing the status code. 1005 means
             # "no code was sent"; it must not appear on the wire, so the echo is empty then.
             self._record_close(code, reason)
-            if code == 1005:
-                self._write(_build_frame(OP_CLOSE, b""))
-            else:
-                self._write(_build_close_frame(code, ""))
+            if answer is None:
+                answer = (
+                    _build_frame(OP_CLOSE, b"") if code == 1005 else _build_close_frame(code, "")
+                )
+            self._write(answer)
         self._flush()
         self._state = CLOSED
         self._close_transport()
